@@ -1,0 +1,1 @@
+"""Declarative experiment specs, one per paper table / figure / ablation."""

@@ -1,0 +1,87 @@
+"""Command-line glue for ``run.py``: one-line errors, quiet third-party logs, the end-of-run summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from igrpo.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+_SIMPLE_VALUES = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
+
+
+def group_options(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
+    """Config group -> its option names, read from the conf/ tree."""
+    return {
+        d.name: sorted(p.stem for p in d.glob("*.yaml"))
+        for d in sorted(conf_dir.iterdir())
+        if d.is_dir() and any(d.glob("*.yaml"))
+    }
+
+
+def find_bad_group_choice(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+    """The one-line error for the first override that selects a non-existent group option, if any.
+    Only plain values and comma lists are checked; sweep functions (choice(), glob()) are left to Hydra."""
+    groups = group_options(conf_dir)
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key not in groups or not _SIMPLE_VALUES.match(value):
+            continue
+        for option in value.split(","):
+            if option not in groups[key]:
+                return f"{key}={option} is not a known option; choose one of: {', '.join(groups[key])}"
+    return None
+
+
+def check_group_choices(argv: list[str]) -> None:
+    error = find_bad_group_choice(argv)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def quiet_third_party_logs() -> None:
+    """Keep the terminal to our progress bars and summary; warnings stay available with IGRPO_VERBOSE=1."""
+    if os.environ.get("IGRPO_VERBOSE"):
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("mlflow", "alembic", "transformers", "trl", "accelerate", "datasets", "httpx", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def summary(result, cfg) -> str:
+    """Short end-of-run text: where the run is, base -> final headline metrics, how to look at it."""
+    k = cfg.eval.samples_per_problem
+    lines = [f"run {result.run_id} ({cfg.variant.name}/{cfg.algo.name}/{cfg.reward.name}, seed {cfg.seed}) "
+             f"in experiment '{result.experiment}'"]
+    for key in sorted(result.final_metrics):
+        if key.startswith("eval/") and (key.endswith(f"avg_at_{k}") or key.endswith("greedy")):
+            lines.append(f"  {key:28s} {result.base_metrics.get(key, float('nan')):.3f} -> "
+                         f"{result.final_metrics[key]:.3f}")
+    lines.append(f"  objective {cfg.objective} = {result.objective:.4f}")
+    lines.append(f"view: mlflow ui --backend-store-uri {result.tracking_uri} --workers 1")
+    return "\n".join(lines)
+
+
+def run_job(cfg) -> float:
+    """Run one job; config mistakes end it with a one-line error and exit status 2."""
+    from igrpo.runner import run
+
+    try:
+        result = run(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(summary(result, cfg))
+    return result.objective

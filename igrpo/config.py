@@ -1,0 +1,163 @@
+"""Typed schemas for every config group. Hydra merges the YAML files in ``conf/`` onto these
+dataclasses, so an unknown key or a value of the wrong type fails at composition time; value
+checks that types cannot express live in ``igrpo.validate``.
+
+The YAML files are the only place defaults live for users; the defaults here only make the schemas
+complete and mirror the embedded default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    name: str = "tiny"  # label used in run names and tags
+    path: str | None = None  # HF hub id or local directory; None = build the embedded tiny model
+    # --- embedded tiny model (used when path is None) ---
+    hidden_size: int = 128  # width of the Llama blocks
+    num_layers: int = 4  # transformer blocks
+    num_heads: int = 4  # attention heads (no grouped-query attention)
+    intermediate_size: int = 384  # MLP width
+    max_positions: int = 256  # longest prompt + completion, in characters
+    # warm start: a short supervised phase so the base is partially correct
+    warmstart_steps: int = 1000  # hard cap on supervised steps
+    warmstart_target_accuracy: float = 0.30  # stop early once greedy dev accuracy reaches this
+    warmstart_eval_every: int = 25  # steps between dev-accuracy checks
+    warmstart_batch_size: int = 64
+    warmstart_lr: float = 3e-3
+    warmstart_draft_fraction: float = 0.5  # share of examples that carry a draft (correct or corrupted)
+    warmstart_corrupt_fraction: float = 0.8  # share of those drafts that are corrupted
+    warmstart_pool_size: int = 20000  # distinct training problems drawn for the warm start
+    cache_dir: str | None = None  # where built models are cached; None = <project>/.cache/igrpo
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (real models on GPU)
+
+
+@dataclass
+class TaskConfig:
+    name: str = "arith"
+    data_seed: int = 0  # fixes the problems; independent of the run seed
+    train_levels: list[str] = field(default_factory=lambda: ["easy", "hard"])
+    eval_suites: list[str] = field(default_factory=lambda: ["easy", "hard"])
+    train_size: int = 2000
+    eval_size: int = 100  # problems per eval suite
+    first_digits: int = 2  # the chain starts from a number of up to this many digits
+    step_digits: int = 1  # each step adds or subtracts a number of up to this many digits
+
+
+@dataclass
+class VariantConfig:
+    name: str = "igrpo"  # grpo | igrpo
+    # iGRPO only: Stage 1 drafts and Stage 2 refinements per prompt (N + G = rollout_budget)
+    num_drafts: int = 4
+    num_refinements: int = 4
+    allow_budget_mismatch: bool = False  # permit N + G != rollout_budget (an unmatched comparison)
+    selection: str = "best"  # best | worst | random | first
+    tie_break: str = "first"  # first | shortest: which of equally rewarded drafts is taken
+    on_all_zero: str = "keep"  # keep (append the best anyway) | plain (use the plain prompt)
+    max_draft_tokens: int = 64  # drafts longer than this are cut before entering the prompt
+    draft_truncation: str = "tail"  # tail (keep the end, where the answer is) | head
+    template: str = "tiny"  # named template (igrpo.drafts.TEMPLATES) or literal text with {draft}
+
+
+@dataclass
+class AlgoConfig:
+    name: str = "grpo"
+    loss_type: str = "grpo"  # TRL loss aggregation: grpo | dapo | dr_grpo | bnpo
+    scale_rewards: str = "group"  # advantage scaling: group | batch | none
+    importance_sampling_level: str = "token"  # token | sequence (GSPO)
+    epsilon: float = 0.2  # lower clip
+    epsilon_high: float = 0.2  # upper clip
+    beta: float = 0.0  # KL coefficient to the reference policy (paper: 0)
+    mask_truncated_completions: bool = False  # drop completions that hit the length cap from the loss
+    learning_rate: float = 1e-5
+    lr_scheduler_type: str = "constant"  # any transformers scheduler name
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    num_iterations: int = 1  # policy updates per generation batch (mu)
+
+
+@dataclass
+class RewardConfig:
+    name: str = "binary"
+    format_weight: float = 0.0  # weight of an optional format reward (0 = accuracy only)
+
+
+@dataclass
+class EntropyConfig:
+    name: str = "none"  # entropy-bonus schedule; only 'none' exists yet
+    coef: float = 0.0
+
+
+@dataclass
+class GenerationConfig:
+    name: str = "hf"  # rollout backend: hf (transformers.generate)
+    temperature: float = 1.0  # training rollouts (drafts and refinements alike)
+    top_p: float = 1.0
+    max_completion_length: int = 64  # tokens (characters for the tiny model)
+
+
+@dataclass
+class EvalConfig:
+    name: str = "toy"
+    samples_per_problem: int = 8  # k of avg@k
+    temperature: float = 0.6  # the paper's eval protocol
+    top_p: float = 0.95
+    max_new_tokens: int = 64
+    batch_size: int = 256  # sequences generated at once
+    every_steps: int = 0  # also evaluate every k training steps (0 = only before and after)
+    greedy: bool = True  # also report greedy accuracy
+
+
+@dataclass
+class TrackingConfig:
+    uri: str | None = None  # explicit tracking URI; wins over MLFLOW_TRACKING_URI; None = local SQLite
+    experiment: str = "igrpo"  # MLflow experiment name
+    run_name: str | None = None  # None = <variant>-<algo>-<reward>-s<seed>
+    rollout_log_every: int = 10  # training steps between rollout-table snapshots (first and last always)
+    log_model: bool = False  # save the trained policy as an artifact
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 60  # optimizer steps
+    prompts_per_step: int = 8  # distinct prompts per step
+    logging_steps: int = 1
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    variant: VariantConfig = field(default_factory=VariantConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    entropy: EntropyConfig = field(default_factory=EntropyConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    rollout_budget: int = 8  # completions per prompt per step: GRPO's group size, iGRPO's N + G
+    device: str = "cpu"  # cpu | cuda
+    output_dir: str = MISSING  # where checkpoints and scratch files go (set by conf/config.yaml)
+    objective: str = MISSING  # metric returned to sweepers
+    quiet: bool = False  # no progress bars
+
+
+def register_configs() -> None:
+    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=RunConfig)
+
+
+def to_container(cfg: Any) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)

@@ -1,0 +1,140 @@
+"""The iGRPO-specific logic, as pure functions: draft selection, draft truncation, the refinement
+template and the matched-budget check. The trainer only glues these to TRL.
+
+Departures from / choices where the paper (arXiv 2602.09000) is silent:
+
+* Tie-break among equal-reward drafts: ``first`` (lowest sample index) by default. Drafts are i.i.d.
+  samples, so the first of the tied ones is a uniformly random pick that needs no extra RNG, and the
+  choice is reproducible. ``shortest`` prefers the shortest tied draft (less context for Stage 2).
+* When every draft scores 0 (``on_all_zero``): ``keep`` appends the selected draft anyway (what the
+  paper appears to do); ``plain`` falls back to the plain prompt for that group.
+* Ungradeable drafts (reward ``None``) rank below every scored draft.
+* Long drafts are cut to ``max_draft_tokens``; ``keep="tail"`` keeps the end (where the final answer
+  is), ``keep="head"`` the beginning.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from igrpo.errors import ConfigError, choice_error
+
+SELECTION_RULES = ("best", "worst", "random", "first")
+TIE_BREAKS = ("first", "shortest")
+ALL_ZERO_POLICIES = ("keep", "plain")
+TRUNCATION_SIDES = ("tail", "head")
+
+# Named refinement templates. Placeholders: {problem} (the plain problem text), {prompt} (the full
+# plain prompt the policy would see without a draft) and {draft} (the selected, truncated draft).
+TEMPLATES: dict[str, str] = {
+    # The embedded tiny model's format; its warm start is trained on exactly this layout.
+    "tiny": "Q:{problem}\nDraft:{draft}\nA:",
+    # For instruction-tuned LLMs: the paper's system instruction, paraphrased, with the draft delimited.
+    "paper": (
+        "{problem}\n\n"
+        "A previous draft solution is given below between <draft> tags. Treat it as guidance, not ground "
+        "truth: produce a strictly better solution (fix mistakes, fill gaps, improve clarity), do not copy "
+        "it, and correct it if it is wrong. Reason step by step and put the final answer in \\boxed{{}}.\n"
+        "<draft>\n{draft}\n</draft>"
+    ),
+}
+
+
+def _ranking_key(reward: float | None, worst: bool) -> float:
+    if reward is None:
+        return float("inf") if worst else float("-inf")
+    return reward
+
+
+def select_draft(
+    rewards: Sequence[float | None],
+    rule: str = "best",
+    tie_break: str = "first",
+    lengths: Sequence[int] | None = None,
+    rng: random.Random | None = None,
+    formatted: Sequence[bool] | None = None,
+) -> int:
+    """Index of the draft to condition Stage 2 on.
+
+    ``best``: highest reward. ``worst``: lowest reward among well-formatted drafts (``formatted``),
+    falling back to all drafts when none is formatted. ``random``: uniform (needs ``rng``). ``first``:
+    index 0. Ties are broken by ``tie_break`` (``shortest`` needs ``lengths``; remaining ties go to
+    the lowest index).
+    """
+    if not rewards:
+        raise ValueError("select_draft needs at least one draft")
+    if rule not in SELECTION_RULES:
+        raise choice_error("variant.selection", rule, SELECTION_RULES)
+    if tie_break not in TIE_BREAKS:
+        raise choice_error("variant.tie_break", tie_break, TIE_BREAKS)
+    if rule == "first":
+        return 0
+    if rule == "random":
+        if rng is None:
+            raise ValueError("selection 'random' needs an rng")
+        return rng.randrange(len(rewards))
+
+    candidates = list(range(len(rewards)))
+    worst = rule == "worst"
+    if worst and formatted is not None and any(formatted):
+        candidates = [i for i in candidates if formatted[i]]
+    keys = {i: _ranking_key(rewards[i], worst) for i in candidates}
+    target = min(keys.values()) if worst else max(keys.values())
+    tied = [i for i in candidates if keys[i] == target]
+    if tie_break == "shortest":
+        if lengths is None:
+            raise ValueError("tie_break 'shortest' needs draft lengths")
+        return min(tied, key=lambda i: (lengths[i], i))
+    return tied[0]
+
+
+def all_zero(rewards: Sequence[float | None]) -> bool:
+    """True when no draft earned any reward (every score is 0 or ungradeable)."""
+    return all((r or 0.0) <= 0.0 for r in rewards)
+
+
+def truncate_draft(token_ids: Sequence[int], max_tokens: int, keep: str = "tail") -> tuple[list[int], bool]:
+    """Cut a draft to at most ``max_tokens`` tokens. Returns (ids, was_truncated)."""
+    if max_tokens <= 0:
+        raise ValueError(f"max_draft_tokens must be positive, got {max_tokens}")
+    if keep not in TRUNCATION_SIDES:
+        raise choice_error("variant.draft_truncation", keep, TRUNCATION_SIDES)
+    ids = list(token_ids)
+    if len(ids) <= max_tokens:
+        return ids, False
+    return (ids[-max_tokens:] if keep == "tail" else ids[:max_tokens]), True
+
+
+def resolve_template(name_or_text: str) -> str:
+    """A named template from TEMPLATES, or a literal template containing ``{draft}``."""
+    if name_or_text in TEMPLATES:
+        return TEMPLATES[name_or_text]
+    if "{draft}" in name_or_text:
+        return name_or_text
+    raise choice_error("variant.template", name_or_text, [*TEMPLATES, "<literal text containing {draft}>"])
+
+
+def build_refinement_prompt(template: str, problem: str, draft: str, prompt: str | None = None) -> str:
+    """Fill a refinement template. The draft is inserted verbatim: it is data, never a format string."""
+    filled = resolve_template(template)
+    # Substitute the draft last and by plain replacement, so braces inside model output cannot be
+    # interpreted as placeholders.
+    marker = "\x00DRAFT\x00"
+    text = filled.replace("{draft}", marker).format(problem=problem, prompt=prompt if prompt is not None else problem)
+    return text.replace(marker, draft)
+
+
+def check_budget(rollout_budget: int, num_drafts: int, num_refinements: int, allow_mismatch: bool = False) -> None:
+    """Matched rollout budget: iGRPO's N drafts + G refinements must equal GRPO's group size."""
+    if num_drafts < 1:
+        raise ConfigError(f"variant.num_drafts={num_drafts} is not valid; it must be an integer >= 1")
+    if num_refinements < 2:
+        raise ConfigError(
+            f"variant.num_refinements={num_refinements} is not valid; it must be >= 2 (advantages need a group)"
+        )
+    if num_drafts + num_refinements != rollout_budget and not allow_mismatch:
+        raise ConfigError(
+            f"budget mismatch: variant.num_drafts + variant.num_refinements = {num_drafts} + {num_refinements} "
+            f"!= rollout_budget={rollout_budget}; make them add up, or set variant.allow_budget_mismatch=true"
+        )

@@ -1,0 +1,131 @@
+"""Resolve the policy to a directory that loads with ``from_pretrained``.
+
+``model.path`` set: a hub id or local directory, used as given (TRL loads it, so the same path serves
+as the reference model when ``beta > 0``). ``model.path`` unset: the embedded tiny model, built and
+warm-started once, then cached under a key that hashes every input of the build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from igrpo.drafts import resolve_template
+from igrpo.tasks.arith import build_arith_task
+
+BUILD_FORMAT_VERSION = 1  # bump when the build procedure changes, to invalidate old caches
+BUILD_INFO_FILE = "igrpo_build.json"
+DEV_MAX_NEW_TOKENS = 64  # longer than any worked solution of the embedded task
+
+
+@dataclass
+class BuildInfo:
+    path: str
+    cache_key: str
+    built_now: bool
+    steps: int
+    dev_accuracy: float
+    history: list
+    final_loss: float
+    num_parameters: int
+    seconds: float
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("IGRPO_CACHE", Path.cwd() / ".cache" / "igrpo"))
+
+
+def tiny_build_spec(model_cfg, task_cfg, refine_template: str) -> dict:
+    """Everything that determines the built weights; its hash is the cache key."""
+    fields = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "path", "cache_dir", "dtype")}
+    task_fields = {k: v for k, v in dict(task_cfg).items() if k != "train_size"}
+    return {
+        "format": BUILD_FORMAT_VERSION,
+        "model": fields,
+        "task": {k: list(v) if not isinstance(v, (int, float, str, bool)) else v for k, v in task_fields.items()},
+        "refine_template": resolve_template(refine_template),
+        "torch": torch.__version__.split("+")[0],
+    }
+
+
+def cache_key(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_tiny(model_cfg, task_cfg, refine_template: str, cache_root: Path, progress=None) -> BuildInfo:
+    """Return the cached tiny model directory, building and warm-starting it first when absent."""
+    import time
+
+    from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
+    from igrpo.models.warmstart import warm_start
+
+    spec = tiny_build_spec(model_cfg, task_cfg, refine_template)
+    key = cache_key(spec)
+    target = Path(cache_root) / f"tiny-{key}"
+    info_file = target / BUILD_INFO_FILE
+    if info_file.exists():
+        info = json.loads(info_file.read_text())
+        info.update(path=str(target), built_now=False)
+        return BuildInfo(**info)
+
+    start = time.perf_counter()
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_model(tokenizer, model_cfg.hidden_size, model_cfg.num_layers, model_cfg.num_heads,
+                             model_cfg.intermediate_size, model_cfg.max_positions, seed=0)
+    # The warm-start pool is drawn from the training distribution with the eval problems excluded.
+    data = build_arith_task(list(task_cfg.train_levels), list(task_cfg.eval_suites), model_cfg.warmstart_pool_size,
+                            task_cfg.eval_size, task_cfg.data_seed, task_cfg.first_digits, task_cfg.step_digits,
+                            train_salt="warmstart")
+    rng = random.Random(0)
+    dev = rng.sample(data.train, k=min(128, len(data.train)))
+    result = warm_start(model, tokenizer, data.train, dev, data.prompt_template, resolve_template(refine_template),
+                        max_steps=model_cfg.warmstart_steps, target_accuracy=model_cfg.warmstart_target_accuracy,
+                        eval_every=model_cfg.warmstart_eval_every, batch_size=model_cfg.warmstart_batch_size,
+                        lr=model_cfg.warmstart_lr, draft_fraction=model_cfg.warmstart_draft_fraction,
+                        corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=0,
+                        max_new_tokens=DEV_MAX_NEW_TOKENS, progress=progress)
+    info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
+                     dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
+                     num_parameters=sum(p.numel() for p in model.parameters()),
+                     seconds=time.perf_counter() - start)
+    # Write to a temporary sibling and rename, so an interrupted build never leaves a half-written cache.
+    Path(cache_root).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{key}-", dir=cache_root))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "igrpo_build_spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True))
+        saved = {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")}
+        (tmp / BUILD_INFO_FILE).write_text(json.dumps(saved, indent=2))
+        if target.exists():  # another process finished the same build first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def looks_like_local_path(path: str) -> bool:
+    """Local directories are absolute, relative with ./ or ../, or start with ~; hub ids are 'org/name'."""
+    return path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
+
+
+def load_policy(model_path: str, dtype: str = "float32", device: str = "cpu"):
+    """Load a causal LM and its tokenizer from a hub id or a local directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device)
+    return model, tokenizer

@@ -1,0 +1,6 @@
+"""Tasks: training prompts with reference answers, and held-out eval suites."""
+
+from igrpo.tasks.base import Problem, TaskData
+from igrpo.tasks.registry import load_task
+
+__all__ = ["Problem", "TaskData", "load_task"]

@@ -1,0 +1,157 @@
+"""TRL glue: GRPO is TRL's ``GRPOTrainer``; iGRPO is a short subclass that runs Stage 1 (drafts,
+scoring, selection, prompt rewrite) inside ``_generate_and_score_completions`` and then hands the
+rewritten rows to TRL, whose normal generate -> score -> advantage -> loss path runs Stage 2. So only
+refinements ever receive gradient, and every GRPO-family loss in TRL works under either wrapper.
+
+The iGRPO logic itself lives in ``igrpo.drafts`` (pure functions); this module is the one seam with
+TRL's internals, pinned to one exact TRL version (see pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+
+from trl import GRPOTrainer
+
+from igrpo.drafts import all_zero, build_refinement_prompt, select_draft, truncate_draft
+from igrpo.metrics import frac_groups_zero_std, mean_ignoring_none
+from igrpo.rewards import combine_scores
+
+
+@dataclass
+class RolloutRecorder:
+    """Collects sample rollouts (the MLflow rollout table) every ``every`` steps, plus the first and last."""
+
+    every: int
+    last_step: int
+    rows: list[dict] = field(default_factory=list)
+
+    def wants(self, step: int) -> bool:
+        return step == 0 or step == self.last_step - 1 or (self.every > 0 and step % self.every == 0)
+
+    def add(self, step: int, stage: str, prompt_ids, prompts, completions, rewards, selected=None) -> None:
+        for i, (pid, prompt, completion, reward) in enumerate(zip(prompt_ids, prompts, completions, rewards)):
+            self.rows.append({
+                "step": step,
+                "prompt_id": pid,
+                "stage": stage,
+                "prompt": prompt,
+                "completion": completion,
+                "reward": reward,
+                "selected": None if selected is None else bool(selected[i]),
+            })
+
+
+def _text(completion) -> str:
+    return completion if isinstance(completion, str) else completion[-1]["content"]
+
+
+class TrackedGRPOTrainer(GRPOTrainer):
+    """GRPOTrainer that also records sample rollouts. Stage name ``grpo`` (plain group rollouts)."""
+
+    completion_stage = "grpo"
+
+    def __init__(self, *args, rollout_recorder: RolloutRecorder | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rollout_recorder = rollout_recorder
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        recorder = self.rollout_recorder
+        if recorder is not None and self.model.training and recorder.wants(self.state.global_step):
+            per_func = [[None if v != v else v for v in col] for col in rewards_per_func.T.tolist()]
+            rewards = combine_scores(per_func, self.reward_weights.tolist())
+            recorder.add(self.state.global_step, self.completion_stage, [x["prompt_id"] for x in inputs], prompts,
+                         [_text(c) for c in completions], rewards)
+        return rewards_per_func
+
+
+@dataclass
+class DraftSettings:
+    """Stage-1 settings, from the ``igrpo`` variant config."""
+
+    num_drafts: int
+    selection: str = "best"
+    tie_break: str = "first"
+    on_all_zero: str = "keep"
+    max_draft_tokens: int = 64
+    draft_truncation: str = "tail"
+    template: str = "tiny"
+    seed: int = 0
+
+
+class IGRPOTrainer(TrackedGRPOTrainer):
+    """iGRPO: N drafts per prompt (no gradient) -> select -> draft-conditioned prompt -> G refinements.
+
+    TRL's ``num_generations`` is G (refinements); the N drafts are generated here. Stage-1 metrics
+    are logged as ``draft/*``; Stage-2 metrics are TRL's own (``reward``, ``frac_reward_zero_std``...).
+    """
+
+    completion_stage = "refinement"
+
+    def __init__(self, *args, draft_settings: DraftSettings, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.draft_settings = draft_settings
+        self._selection_rng = random.Random(draft_settings.seed)
+
+    def _generate_and_score_completions(self, inputs):
+        if self.model.training:
+            inputs = self._draft_and_rewrite(inputs)
+        return super()._generate_and_score_completions(inputs)
+
+    def _score_drafts(self, prompts: list[str], drafts: list[str], rows: list[dict]) -> list[float | None]:
+        """The training reward, called directly (TRL's _calculate_rewards would log drafts as refinements)."""
+        columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+        per_func = [func(prompts=prompts, completions=drafts, trainer_state=self.state, **columns)
+                    for func in self.reward_funcs]
+        return combine_scores(per_func, self.reward_weights.tolist())
+
+    def _draft_and_rewrite(self, inputs: list[dict]) -> list[dict]:
+        s = self.draft_settings
+        n = s.num_drafts
+        start = time.perf_counter()
+        # One row per distinct prompt, in order of first appearance: each prompt's drafts are drawn and
+        # selected once, and every copy of that prompt gets the same selected draft.
+        unique: dict[str, dict] = {}
+        for row in inputs:
+            unique.setdefault(row["prompt_id"], row)
+        rows = [row for row in unique.values() for _ in range(n)]
+        prompts = [row["prompt"] for row in rows]
+
+        prompt_ids, images, multimodal = self._tokenize_prompts(prompts)
+        completion_ids, _ = self._generate_single_turn(prompt_ids, images, multimodal, n)
+        special = set(self._tokenizer.all_special_ids)
+        completion_ids = [[t for t in ids if t not in special] for ids in completion_ids]
+        drafts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+        rewards = self._score_drafts(prompts, drafts, rows)
+
+        rewritten: dict[str, str] = {}
+        selected_flags: list[bool] = []
+        best_rewards: list[float] = []
+        for g, (pid, row) in enumerate(unique.items()):
+            group = slice(g * n, (g + 1) * n)
+            g_rewards, g_ids = rewards[group], completion_ids[group]
+            choice = select_draft(g_rewards, s.selection, s.tie_break, lengths=[len(x) for x in g_ids],
+                                  rng=self._selection_rng)
+            selected_flags.extend(i == choice for i in range(n))
+            best_rewards.append(g_rewards[choice] if g_rewards[choice] is not None else 0.0)
+            if s.on_all_zero == "plain" and all_zero(g_rewards):
+                rewritten[pid] = row["prompt"]
+                continue
+            kept, _ = truncate_draft(g_ids[choice], s.max_draft_tokens, s.draft_truncation) if g_ids[choice] else ([], False)
+            draft_text = self.processing_class.decode(kept, skip_special_tokens=True)
+            rewritten[pid] = build_refinement_prompt(s.template, row["problem"], draft_text, prompt=row["prompt"])
+
+        metrics = self._metrics["train"]
+        metrics["draft/reward_mean"].append(mean_ignoring_none(rewards) or 0.0)
+        metrics["draft/best_reward_mean"].append(sum(best_rewards) / len(best_rewards))
+        metrics["draft/frac_groups_zero_std"].append(frac_groups_zero_std(rewards, n))
+        metrics["draft/mean_length"].append(sum(len(x) for x in completion_ids) / len(completion_ids))
+        metrics["draft/seconds"].append(time.perf_counter() - start)
+        recorder = self.rollout_recorder
+        if recorder is not None and recorder.wants(self.state.global_step):
+            recorder.add(self.state.global_step, "draft", [r["prompt_id"] for r in rows], prompts, drafts, rewards,
+                         selected=selected_flags)
+        return [{**row, "plain_prompt": row["prompt"], "prompt": rewritten[row["prompt_id"]]} for row in inputs]

@@ -1,0 +1,122 @@
+import random
+
+import pytest
+
+from igrpo.drafts import (
+    TEMPLATES,
+    all_zero,
+    build_refinement_prompt,
+    check_budget,
+    resolve_template,
+    select_draft,
+    truncate_draft,
+)
+from igrpo.errors import ConfigError
+
+
+class TestSelectDraft:
+    def test_best_picks_highest_reward(self):
+        assert select_draft([0.0, 1.0, 0.5]) == 1
+
+    def test_ties_go_to_lowest_index(self):
+        assert select_draft([0.0, 1.0, 1.0, 0.0]) == 1
+
+    def test_all_zero_rewards_pick_first(self):
+        assert select_draft([0.0, 0.0, 0.0]) == 0
+
+    def test_shortest_tie_break(self):
+        assert select_draft([1.0, 0.0, 1.0, 1.0], tie_break="shortest", lengths=[30, 5, 10, 10]) == 2
+
+    def test_shortest_needs_lengths(self):
+        with pytest.raises(ValueError):
+            select_draft([1.0, 1.0], tie_break="shortest")
+
+    def test_ungradeable_ranks_below_scored(self):
+        assert select_draft([None, 0.0, None]) == 1
+        assert select_draft([None, None]) == 0
+
+    def test_worst_prefers_formatted(self):
+        assert select_draft([0.0, 1.0, 0.5], rule="worst", formatted=[False, True, True]) == 2
+        assert select_draft([0.0, 1.0], rule="worst", formatted=[False, False]) == 0
+
+    def test_random_is_reproducible(self):
+        picks = [select_draft([0, 1, 0, 1], rule="random", rng=random.Random(3)) for _ in range(3)]
+        assert len(set(picks)) == 1
+
+    def test_first(self):
+        assert select_draft([0.0, 1.0], rule="first") == 0
+
+    def test_unknown_rule_is_one_line_error(self):
+        with pytest.raises(ConfigError, match="best, worst, random, first"):
+            select_draft([1.0], rule="median")
+
+    def test_empty(self):
+        with pytest.raises(ValueError):
+            select_draft([])
+
+
+def test_all_zero():
+    assert all_zero([0.0, None, 0.0])
+    assert not all_zero([0.0, 1.0])
+
+
+class TestTruncation:
+    def test_short_draft_untouched(self):
+        assert truncate_draft([1, 2, 3], 5) == ([1, 2, 3], False)
+
+    def test_tail_keeps_the_end(self):
+        assert truncate_draft(list(range(10)), 3, "tail") == ([7, 8, 9], True)
+
+    def test_head_keeps_the_start(self):
+        assert truncate_draft(list(range(10)), 3, "head") == ([0, 1, 2], True)
+
+    def test_exact_length_not_truncated(self):
+        assert truncate_draft([1, 2, 3], 3) == ([1, 2, 3], False)
+
+    def test_bad_cap(self):
+        with pytest.raises(ValueError):
+            truncate_draft([1], 0)
+
+    def test_bad_side(self):
+        with pytest.raises(ConfigError):
+            truncate_draft([1], 1, "middle")
+
+
+class TestTemplates:
+    def test_tiny_template_layout(self):
+        assert build_refinement_prompt("tiny", "1+2", "1+2=3 #### 3") == "Q:1+2\nDraft:1+2=3 #### 3\nA:"
+
+    def test_draft_with_braces_is_inserted_verbatim(self):
+        draft = "x = {problem} and {draft} \\boxed{3}"
+        out = build_refinement_prompt("paper", "What is 1+2?", draft)
+        assert draft in out and out.startswith("What is 1+2?")
+
+    def test_literal_template(self):
+        assert build_refinement_prompt("P={problem} D={draft}", "p", "d") == "P=p D=d"
+
+    def test_literal_template_needs_draft_slot(self):
+        with pytest.raises(ConfigError, match="tiny, paper"):
+            resolve_template("no slot here")
+
+    def test_paper_template_treats_draft_as_guidance(self):
+        assert "guidance, not ground truth" in TEMPLATES["paper"]
+
+
+class TestBudget:
+    def test_matched(self):
+        check_budget(8, 4, 4)
+
+    def test_mismatch_is_error(self):
+        with pytest.raises(ConfigError, match="budget mismatch"):
+            check_budget(8, 4, 6)
+
+    def test_mismatch_allowed(self):
+        check_budget(8, 4, 6, allow_mismatch=True)
+
+    def test_zero_drafts(self):
+        with pytest.raises(ConfigError, match="num_drafts=0"):
+            check_budget(8, 0, 8)
+
+    def test_single_refinement_has_no_group(self):
+        with pytest.raises(ConfigError, match="num_refinements=1"):
+            check_budget(2, 1, 1)

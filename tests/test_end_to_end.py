@@ -1,0 +1,125 @@
+"""End-to-end runs with the real tiny model, real TRL trainer and a real SQLite MLflow store."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from igrpo.runner import run
+
+
+def _client(cfg) -> MlflowClient:
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    return MlflowClient(cfg.tracking.uri)
+
+
+def _rollouts(client, run_id, tmp_path) -> list[dict]:
+    path = client.download_artifacts(run_id, "rollouts.json", str(tmp_path))
+    data = json.loads(open(path).read())
+    return [dict(zip(data["columns"], row)) for row in data["data"]]
+
+
+@pytest.fixture
+def igrpo_run(compose, tmp_path):
+    cfg = compose("variant=igrpo")
+    return cfg, run(cfg)
+
+
+def test_igrpo_run_is_fully_tracked(igrpo_run, tmp_path):
+    cfg, result = igrpo_run
+    client = _client(cfg)
+    r = client.get_run(result.run_id)
+    assert r.info.status == "FINISHED"
+    for tag in ("variant", "algo", "reward", "model", "task", "seed", "git_commit"):
+        assert tag in r.data.tags
+    assert r.data.tags["variant"] == "igrpo" and r.data.params["variant.num_drafts"] == "4"
+    for key in ("train/reward", "train/entropy", "train/frac_groups_zero_std", "train/completion_length",
+                "train/clip_ratio/region_mean", "perf/step_time", "draft/reward_mean", "draft/best_reward_mean",
+                "draft/frac_groups_zero_std", "reward/accuracy"):
+        history = client.get_metric_history(result.run_id, key)
+        assert [m.step for m in history] == [1, 2], key
+    for suite in ("easy", "hard", "mean"):
+        for metric in ("avg_at_2", "greedy"):
+            steps = [m.step for m in client.get_metric_history(result.run_id, f"eval/{suite}/{metric}")]
+            assert steps == [0, 2]  # base model (step 0) and after training
+    assert "config.yaml" in [a.path for a in client.list_artifacts(result.run_id)]
+
+
+def test_refinements_are_conditioned_on_the_best_draft(igrpo_run, tmp_path):
+    cfg, result = igrpo_run
+    rows = _rollouts(_client(cfg), result.run_id, tmp_path)
+    assert {r["stage"] for r in rows} == {"draft", "refinement"}
+    for step in {r["step"] for r in rows}:
+        drafts = [r for r in rows if r["step"] == step and r["stage"] == "draft"]
+        refinements = [r for r in rows if r["step"] == step and r["stage"] == "refinement"]
+        assert len(drafts) == cfg.train.prompts_per_step * cfg.variant.num_drafts
+        assert len(refinements) == cfg.train.prompts_per_step * cfg.variant.num_refinements
+        for pid in {r["prompt_id"] for r in drafts}:
+            group = [r for r in drafts if r["prompt_id"] == pid]
+            selected = [r for r in group if r["selected"]]
+            assert len(selected) == 1
+            assert selected[0]["reward"] == max(r["reward"] for r in group)
+            for ref in (r for r in refinements if r["prompt_id"] == pid):
+                assert selected[0]["completion"].strip() in ref["prompt"]
+                assert ref["prompt"] != group[0]["prompt"]  # the plain prompt was rewritten
+
+
+def test_same_seed_same_final_metrics(compose, igrpo_run):
+    cfg, first = igrpo_run
+    second = run(compose("variant=igrpo"))
+    assert second.run_id != first.run_id
+    eval_keys = [k for k in first.final_metrics if k.startswith("eval/")]
+    assert {k: first.final_metrics[k] for k in eval_keys} == {k: second.final_metrics[k] for k in eval_keys}
+
+
+def test_grpo_run_rollouts_and_metrics(compose, tmp_path):
+    cfg = compose("variant=grpo")
+    result = run(cfg)
+    client = _client(cfg)
+    assert client.get_run(result.run_id).info.status == "FINISHED"
+    rows = _rollouts(client, result.run_id, tmp_path)
+    assert {r["stage"] for r in rows} == {"grpo"}
+    assert len([r for r in rows if r["step"] == 0]) == cfg.train.prompts_per_step * cfg.rollout_budget
+    assert len(client.get_metric_history(result.run_id, "train/entropy")) == 2
+    assert not client.get_metric_history(result.run_id, "draft/reward_mean")
+
+
+def test_base_model_build_is_cached_and_logged(compose, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from igrpo.runner import resolve_policy_path
+
+    cfg = compose(f"model.cache_dir={tmp_path / 'fresh_cache'}")
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    path, info = resolve_policy_path(cfg, quiet=True)
+    assert info.built_now
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert model.config.model_type == "llama" and tokenizer.eos_token == "<eos>"
+    assert info.steps <= cfg.model.warmstart_steps and 0.0 <= info.dev_accuracy <= 1.0
+    builds = MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("igrpo").experiment_id], "tags.phase = 'base_model'")
+    assert len(builds) == 1 and builds[0].data.metrics["base/dev_greedy_final"] == pytest.approx(info.dev_accuracy)
+    again_path, again = resolve_policy_path(cfg, quiet=True)  # second call: from the cache, not rebuilt
+    assert again_path == path and not again.built_now
+
+
+def test_any_local_hf_model_by_path(compose, model_cache):
+    path = sorted(model_cache.glob("tiny-*"))[0]
+    cfg = compose("model=hf", f"model.path={path}", "variant=grpo")
+    result = run(cfg)
+    assert result.run_id and "eval/mean/avg_at_2" in result.final_metrics
+
+
+def test_failed_run_is_marked_failed(tmp_path):
+    from igrpo.tracking import mlflow_run
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'f.db'}")
+    with pytest.raises(RuntimeError):
+        with mlflow_run("igrpo", "boom", {"phase": "train"}) as active:
+            run_id = active.info.run_id
+            raise RuntimeError("boom")
+    assert MlflowClient().get_run(run_id).info.status == "FAILED"
