@@ -56,6 +56,8 @@ def quiet_third_party_logs() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore")
+    import mlflow  # noqa: F401  (mlflow sets its logger's level on import; import first, then quiet it)
+
     for name in ("mlflow", "alembic", "transformers", "trl", "accelerate", "datasets", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
@@ -76,8 +78,13 @@ def summary(result, cfg) -> str:
 
 def run_job(cfg) -> float:
     """Run one job; config mistakes end it with a one-line error and exit status 2."""
+    import signal
+
     from igrpo.runner import run
 
+    # A terminated job (SIGTERM from a scheduler or `kill`) unwinds like an error, so its MLflow run is
+    # closed as FAILED instead of being left RUNNING.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         result = run(cfg)
     except ConfigError as err:

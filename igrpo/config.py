@@ -29,6 +29,7 @@ class ModelConfig:
     warmstart_steps: int = 1000  # hard cap on supervised steps
     warmstart_target_accuracy: float = 0.30  # stop early once greedy dev accuracy reaches this
     warmstart_eval_every: int = 25  # steps between dev-accuracy checks
+    warmstart_first_check: int = 300  # no dev checks before this step (the base is ~0% until then)
     warmstart_batch_size: int = 64
     warmstart_lr: float = 3e-3
     warmstart_draft_fraction: float = 0.5  # share of examples that carry a draft (correct or corrupted)
@@ -75,7 +76,7 @@ class AlgoConfig:
     epsilon_high: float = 0.2  # upper clip
     beta: float = 0.0  # KL coefficient to the reference policy (paper: 0)
     mask_truncated_completions: bool = False  # drop completions that hit the length cap from the loss
-    learning_rate: float = 1e-5
+    learning_rate: float = 5e-5
     lr_scheduler_type: str = "constant"  # any transformers scheduler name
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
@@ -126,7 +127,7 @@ class TrackingConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 60  # optimizer steps
+    steps: int = 150  # optimizer steps
     prompts_per_step: int = 8  # distinct prompts per step
     logging_steps: int = 1
 

@@ -2,11 +2,13 @@
 
 The parent's id is written into the sweep directory, which every job (local, joblib or SLURM, all on
 a shared filesystem) can read through ``HydraConfig``. A job that fails marks the parent FAILED; a
-parent still RUNNING when the multirun ends is marked FINISHED.
+parent still RUNNING when the multirun ends is marked FINISHED; a multirun that dies before its end
+(e.g. a job's config fails to compose) leaves its parent FAILED, never RUNNING.
 """
 
 from __future__ import annotations
 
+import atexit
 from pathlib import Path
 
 import mlflow
@@ -30,6 +32,7 @@ class MlflowParentRunCallback(Callback):
             tags={"phase": "sweep", "sweep_dir": str(sweep_dir), "overrides": " ".join(overrides)[:5000]},
         )
         (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id)
+        atexit.register(_fail_if_running, client, run.info.run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         marker = Path(config.hydra.sweep.dir) / PARENT_RUN_FILE
@@ -40,3 +43,12 @@ class MlflowParentRunCallback(Callback):
         run = client.get_run(marker.read_text().strip())
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, status="FINISHED")
+
+
+def _fail_if_running(client, run_id: str) -> None:
+    """At interpreter exit: a parent still RUNNING means the multirun ended abnormally."""
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="FAILED")
+    except Exception:  # the store may be gone at exit; nothing more can be done
+        pass

@@ -140,7 +140,7 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             if s.on_all_zero == "plain" and all_zero(g_rewards):
                 rewritten[pid] = row["prompt"]
                 continue
-            kept, _ = truncate_draft(g_ids[choice], s.max_draft_tokens, s.draft_truncation) if g_ids[choice] else ([], False)
+            kept, _ = truncate_draft(g_ids[choice], s.max_draft_tokens, s.draft_truncation)
             draft_text = self.processing_class.decode(kept, skip_special_tokens=True)
             rewritten[pid] = build_refinement_prompt(s.template, row["problem"], draft_text, prompt=row["prompt"])
 

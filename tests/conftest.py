@@ -18,6 +18,7 @@ def tiny_overrides(cache_dir: Path) -> list[str]:
         f"model.cache_dir={cache_dir}",
         "model.warmstart_steps=20",
         "model.warmstart_eval_every=20",
+        "model.warmstart_first_check=0",
         "model.warmstart_pool_size=300",
         "model.hidden_size=64",
         "model.intermediate_size=128",

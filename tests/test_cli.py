@@ -74,3 +74,17 @@ def test_bad_config_is_one_line_error_and_no_run(override, expected, tmp_path, m
     assert lines[0].startswith("error: ") and expected in lines[0]
     assert "Traceback" not in proc.stderr
     assert not [r for r in _runs(db) if r.info.status == "RUNNING"]
+
+
+def test_multirun_with_a_failing_job_fails_its_parent(tmp_path, model_cache):
+    db = tmp_path / "mlflow.db"
+    proc = run_cli(["-m", "variant.num_drafts=4,0", f"tracking.uri=sqlite:///{db}", *tiny_overrides(model_cache)],
+                   cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "error: variant.num_drafts=0 is not valid" in proc.stderr
+    runs = _runs(db)
+    parent = [r for r in runs if r.data.tags.get("phase") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("phase") == "train"]
+    assert len(parent) == 1 and parent[0].info.status == "FAILED"
+    assert [c.info.status for c in children] == ["FINISHED"]
+    assert not [r for r in runs if r.info.status == "RUNNING"]

@@ -76,15 +76,17 @@ def test_same_seed_same_final_metrics(compose, igrpo_run):
 
 
 def test_grpo_run_rollouts_and_metrics(compose, tmp_path):
-    cfg = compose("variant=grpo")
+    cfg = compose("variant=grpo", "eval.every_steps=1", "train.steps=3")
     result = run(cfg)
     client = _client(cfg)
     assert client.get_run(result.run_id).info.status == "FINISHED"
     rows = _rollouts(client, result.run_id, tmp_path)
     assert {r["stage"] for r in rows} == {"grpo"}
     assert len([r for r in rows if r["step"] == 0]) == cfg.train.prompts_per_step * cfg.rollout_budget
-    assert len(client.get_metric_history(result.run_id, "train/entropy")) == 2
+    assert len(client.get_metric_history(result.run_id, "train/entropy")) == 3
     assert not client.get_metric_history(result.run_id, "draft/reward_mean")
+    # periodic eval (every step) on top of the base (step 0) and final (last step) evaluations
+    assert [m.step for m in client.get_metric_history(result.run_id, "eval/hard/avg_at_2")] == [0, 1, 2, 3]
 
 
 def test_base_model_build_is_cached_and_logged(compose, tmp_path):

@@ -91,6 +91,7 @@ def build_tiny(model_cfg, task_cfg, refine_template: str, cache_root: Path, prog
                         eval_every=model_cfg.warmstart_eval_every, batch_size=model_cfg.warmstart_batch_size,
                         lr=model_cfg.warmstart_lr, draft_fraction=model_cfg.warmstart_draft_fraction,
                         corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=0,
+                        first_check=model_cfg.warmstart_first_check,
                         max_new_tokens=DEV_MAX_NEW_TOKENS, progress=progress)
     info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
