@@ -35,6 +35,7 @@ class ModelConfig:
     warmstart_draft_fraction: float = 0.5  # share of examples that carry a draft (correct or corrupted)
     warmstart_corrupt_fraction: float = 0.8  # share of those drafts that are corrupted
     warmstart_pool_size: int = 20000  # distinct training problems drawn for the warm start
+    warmstart_max_draft_tokens: int = 16  # drafts in warm-start prompts are cut to their last N characters
     cache_dir: str | None = None  # where built models are cached; None = <project>/.cache/igrpo
     dtype: str = "float32"  # float32 | bfloat16 | float16 (real models on GPU)
 
@@ -61,7 +62,7 @@ class VariantConfig:
     selection: str = "best"  # best | worst | random | first
     tie_break: str = "first"  # first | shortest: which of equally rewarded drafts is taken
     on_all_zero: str = "keep"  # keep (append the best anyway) | plain (use the plain prompt)
-    max_draft_tokens: int = 64  # drafts longer than this are cut before entering the prompt
+    max_draft_tokens: int = 16  # drafts longer than this are cut before entering the prompt
     draft_truncation: str = "tail"  # tail (keep the end, where the answer is) | head
     template: str = "tiny"  # named template (igrpo.drafts.TEMPLATES) or literal text with {draft}
 
@@ -92,8 +93,16 @@ class RewardConfig:
 
 @dataclass
 class EntropyConfig:
-    name: str = "none"  # entropy-bonus schedule; only 'none' exists yet
-    coef: float = 0.0
+    name: str = "none"  # entropy-bonus schedule: none | constant | delayed | linear | adaptive
+    coef: float = 0.0  # coefficient (constant, delayed), starting value (linear, adaptive)
+    start_step: int | None = None  # delayed: switch on at this step (null = never by step)
+    threshold: float | None = None  # delayed: switch on once entropy falls below this (null = never)
+    final_coef: float = 0.0  # linear: value reached at decay_steps
+    decay_steps: int = 100  # linear: steps to go from coef to final_coef
+    target: float = 0.1  # adaptive: target mean token entropy (nats)
+    delta: float = 0.001  # adaptive: step size of the coefficient
+    coef_min: float = 0.0  # adaptive: lower bound
+    coef_max: float = 0.05  # adaptive: upper bound
 
 
 @dataclass

@@ -82,8 +82,7 @@ def resolve_policy_path(cfg, quiet: bool) -> tuple[str, object | None]:
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", dev_acc=f"{acc:.2f}")
 
-    template = cfg.variant.template if cfg.variant.name == "igrpo" else "tiny"
-    info = build_tiny(cfg.model, cfg.task, template, cache_root, progress=progress)
+    info = build_tiny(cfg.model, cfg.task, cache_root, progress=progress)
     if bar is not None:
         bar.close()
     if info.built_now:

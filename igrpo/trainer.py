@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 
 from trl import GRPOTrainer
 
+from igrpo.answers import extract_final_answer
 from igrpo.drafts import all_zero, build_refinement_prompt, select_draft, truncate_draft
+from igrpo.entropy import ScheduleState, coefficient, initial_state
 from igrpo.metrics import frac_groups_zero_std, mean_ignoring_none
 from igrpo.rewards import combine_scores
 
@@ -49,13 +51,36 @@ def _text(completion) -> str:
 
 
 class TrackedGRPOTrainer(GRPOTrainer):
-    """GRPOTrainer that also records sample rollouts. Stage name ``grpo`` (plain group rollouts)."""
+    """GRPOTrainer that also records sample rollouts and applies an entropy-bonus schedule.
+    Stage name ``grpo`` (plain group rollouts)."""
 
     completion_stage = "grpo"
 
-    def __init__(self, *args, rollout_recorder: RolloutRecorder | None = None, **kwargs):
+    def __init__(self, *args, rollout_recorder: RolloutRecorder | None = None, entropy_schedule=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.rollout_recorder = rollout_recorder
+        self.entropy_schedule = entropy_schedule
+        self._schedule_state = initial_state(entropy_schedule) if entropy_schedule is not None else ScheduleState()
+        self._last_entropy: float | None = None
+        if entropy_schedule is not None and entropy_schedule.name != "none":
+            # TRL fixes whether the bonus term exists at init; switch it on and drive the coefficient per step.
+            self._entropy_bonus_enabled = True
+
+    def training_step(self, model, inputs, num_items_in_batch):
+        schedule = self.entropy_schedule
+        if schedule is not None:
+            self._schedule_state = coefficient(schedule, self.state.global_step, self._last_entropy,
+                                               self._schedule_state)
+            self.entropy_coef = self._schedule_state.coef
+            if schedule.name == "none":  # TRL logs the coefficient only when the bonus is on
+                self._metrics["train"]["entropy_coef"].append(0.0)
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def log(self, logs, start_time=None):
+        entropies = self._metrics["train"].get("entropy") if self.model.training else None
+        if entropies:
+            self._last_entropy = sum(entropies) / len(entropies)
+        super().log(logs, start_time)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -133,8 +158,9 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         for g, (pid, row) in enumerate(unique.items()):
             group = slice(g * n, (g + 1) * n)
             g_rewards, g_ids = rewards[group], completion_ids[group]
+            formatted = [extract_final_answer(d) is not None for d in drafts[group]]
             choice = select_draft(g_rewards, s.selection, s.tie_break, lengths=[len(x) for x in g_ids],
-                                  rng=self._selection_rng)
+                                  rng=self._selection_rng, formatted=formatted)
             selected_flags.extend(i == choice for i in range(n))
             best_rewards.append(g_rewards[choice] if g_rewards[choice] is not None else 0.0)
             if s.on_all_zero == "plain" and all_zero(g_rewards):

@@ -84,7 +84,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
     args.reward_weights = weights
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
     common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=build_dataset(task),
-                  processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder)
+                  processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
+                  entropy_schedule=cfg.entropy)
     if cfg.variant.name == "igrpo":
         v = cfg.variant
         settings = DraftSettings(num_drafts=v.num_drafts, selection=v.selection, tie_break=v.tie_break,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from igrpo.drafts import ALL_ZERO_POLICIES, SELECTION_RULES, TIE_BREAKS, TRUNCATION_SIDES, check_budget, resolve_template
+from igrpo.entropy import check_schedule
 from igrpo.errors import ConfigError, choice_error
 from igrpo.rewards import REWARDS
 from igrpo.tasks.arith import LEVELS
@@ -15,7 +16,6 @@ VARIANTS = ("grpo", "igrpo")
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 SCALE_REWARDS = ("group", "batch", "none")
 IMPORTANCE_LEVELS = ("token", "sequence")
-ENTROPY_SCHEDULES = ("none",)
 GENERATION_BACKENDS = ("hf",)
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -64,7 +64,7 @@ def validate(cfg) -> None:
 
     _choice("reward", cfg.reward.name, REWARDS)
     _positive("reward.format_weight", cfg.reward.format_weight, strict=False)
-    _choice("entropy", cfg.entropy.name, ENTROPY_SCHEDULES)
+    check_schedule(cfg.entropy)
     _choice("generation", cfg.generation.name, GENERATION_BACKENDS)
     _positive("generation.temperature", cfg.generation.temperature)
     _positive("generation.max_completion_length", cfg.generation.max_completion_length)

@@ -57,7 +57,7 @@ def test_cfg_job_prints_composed_config(tmp_path):
     "override, expected",
     [
         ("variant=foo", "variant=foo is not a known option; choose one of: grpo, igrpo"),
-        ("algo=foo", "algo=foo is not a known option; choose one of: grpo"),
+        ("algo=foo", "algo=foo is not a known option; choose one of: bnpo, dapo, dr_grpo, grpo, gspo"),
         ("variant.num_drafts=0", "variant.num_drafts=0 is not valid"),
         ("variant.num_refinements=6", "budget mismatch"),
         ("model.path=/nonexistent", "model.path='/nonexistent' does not exist"),

@@ -23,6 +23,9 @@ from igrpo.tasks.arith import build_arith_task
 
 BUILD_FORMAT_VERSION = 1  # bump when the build procedure changes, to invalidate old caches
 BUILD_INFO_FILE = "igrpo_build.json"
+# The base model never depends on the variant (GRPO and iGRPO must start from the same weights), so
+# its draft-conditioned examples always use the tiny template and the model's own draft cap.
+WARMSTART_TEMPLATE = "tiny"
 DEV_MAX_NEW_TOKENS = 64  # longer than any worked solution of the embedded task
 
 
@@ -43,7 +46,7 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("IGRPO_CACHE", Path.cwd() / ".cache" / "igrpo"))
 
 
-def tiny_build_spec(model_cfg, task_cfg, refine_template: str) -> dict:
+def tiny_build_spec(model_cfg, task_cfg) -> dict:
     """Everything that determines the built weights; its hash is the cache key."""
     fields = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "path", "cache_dir", "dtype")}
     task_fields = {k: v for k, v in dict(task_cfg).items() if k != "train_size"}
@@ -51,7 +54,7 @@ def tiny_build_spec(model_cfg, task_cfg, refine_template: str) -> dict:
         "format": BUILD_FORMAT_VERSION,
         "model": fields,
         "task": {k: list(v) if not isinstance(v, (int, float, str, bool)) else v for k, v in task_fields.items()},
-        "refine_template": resolve_template(refine_template),
+        "refine_template": resolve_template(WARMSTART_TEMPLATE),
         "torch": torch.__version__.split("+")[0],
     }
 
@@ -60,14 +63,14 @@ def cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_tiny(model_cfg, task_cfg, refine_template: str, cache_root: Path, progress=None) -> BuildInfo:
+def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInfo:
     """Return the cached tiny model directory, building and warm-starting it first when absent."""
     import time
 
     from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
     from igrpo.models.warmstart import warm_start
 
-    spec = tiny_build_spec(model_cfg, task_cfg, refine_template)
+    spec = tiny_build_spec(model_cfg, task_cfg)
     key = cache_key(spec)
     target = Path(cache_root) / f"tiny-{key}"
     info_file = target / BUILD_INFO_FILE
@@ -86,12 +89,13 @@ def build_tiny(model_cfg, task_cfg, refine_template: str, cache_root: Path, prog
                             train_salt="warmstart")
     rng = random.Random(0)
     dev = rng.sample(data.train, k=min(128, len(data.train)))
-    result = warm_start(model, tokenizer, data.train, dev, data.prompt_template, resolve_template(refine_template),
+    result = warm_start(model, tokenizer, data.train, dev, data.prompt_template, resolve_template(WARMSTART_TEMPLATE),
                         max_steps=model_cfg.warmstart_steps, target_accuracy=model_cfg.warmstart_target_accuracy,
                         eval_every=model_cfg.warmstart_eval_every, batch_size=model_cfg.warmstart_batch_size,
                         lr=model_cfg.warmstart_lr, draft_fraction=model_cfg.warmstart_draft_fraction,
                         corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=0,
                         first_check=model_cfg.warmstart_first_check,
+                        max_draft_chars=model_cfg.warmstart_max_draft_tokens, draft_truncation="tail",
                         max_new_tokens=DEV_MAX_NEW_TOKENS, progress=progress)
     info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,

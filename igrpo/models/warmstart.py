@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from igrpo.answers import answers_match, extract_final_answer
-from igrpo.drafts import build_refinement_prompt
+from igrpo.drafts import build_refinement_prompt, truncate_draft
 from igrpo.generation import generate_texts
 from igrpo.tasks.arith import corrupt_solution
 from igrpo.tasks.base import Problem
@@ -33,10 +33,14 @@ class WarmStartResult:
 
 
 def make_example(problem: Problem, prompt_template: str, refine_template: str, rng: random.Random,
-                 with_draft: bool, corrupt_fraction: float) -> tuple[str, str]:
-    """(prompt, target) for one warm-start example."""
+                 with_draft: bool, corrupt_fraction: float, max_draft_chars: int | None = None,
+                 draft_truncation: str = "tail") -> tuple[str, str]:
+    """(prompt, target) for one warm-start example. Drafts are cut exactly as iGRPO will cut them
+    (one character = one token for the tiny model), so Stage-2 prompts are in-distribution."""
     if with_draft:
         draft = corrupt_solution(problem.solution, rng) if rng.random() < corrupt_fraction else problem.solution
+        if max_draft_chars is not None:
+            draft = "".join(truncate_draft(list(draft), max_draft_chars, draft_truncation)[0])
         prompt = build_refinement_prompt(refine_template, problem.problem, draft)
     else:
         prompt = prompt_template.format(problem=problem.problem)
@@ -67,7 +71,8 @@ def greedy_accuracy(model, tokenizer, problems: list[Problem], prompt_template: 
 def warm_start(model, tokenizer, pool: list[Problem], dev: list[Problem], prompt_template: str,
                refine_template: str, max_steps: int, target_accuracy: float, eval_every: int, batch_size: int,
                lr: float, draft_fraction: float, corrupt_fraction: float, seed: int, max_new_tokens: int,
-               first_check: int = 0, progress=None) -> WarmStartResult:
+               first_check: int = 0, max_draft_chars: int | None = None, draft_truncation: str = "tail",
+               progress=None) -> WarmStartResult:
     """Train in place until ``target_accuracy`` greedy dev accuracy (checked every ``eval_every`` steps
     from ``first_check`` on) or ``max_steps``.
 
@@ -89,8 +94,8 @@ def warm_start(model, tokenizer, pool: list[Problem], dev: list[Problem], prompt
     model.train()
     for step in range(1, max_steps + 1):
         with_draft = rng.random() < draft_fraction
-        batch = [make_example(rng.choice(pool), prompt_template, refine_template, rng, with_draft, corrupt_fraction)
-                 for _ in range(batch_size)]
+        batch = [make_example(rng.choice(pool), prompt_template, refine_template, rng, with_draft, corrupt_fraction,
+                              max_draft_chars, draft_truncation) for _ in range(batch_size)]
         out = model(**_collate(tokenizer, batch))
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
