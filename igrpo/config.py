@@ -58,6 +58,7 @@ class VariantConfig:
     # iGRPO only: Stage 1 drafts and Stage 2 refinements per prompt (N + G = rollout_budget)
     num_drafts: int = 4
     num_refinements: int = 4
+    rounds: int = 1  # draft rounds before the trained refinements: 1 = the paper; 2 = draft -> refine -> refine
     allow_budget_mismatch: bool = False  # permit N + G != rollout_budget (an unmatched comparison)
     selection: str = "best"  # best | worst | random | first
     tie_break: str = "first"  # first | shortest: which of equally rewarded drafts is taken
@@ -162,9 +163,15 @@ class RunConfig:
 
 
 def register_configs() -> None:
-    """Register the schemas with Hydra's ConfigStore (idempotent)."""
+    """Register the schemas with Hydra's ConfigStore and our resolvers (idempotent)."""
+    from omegaconf import OmegaConf
+
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=RunConfig)
+    # ${igrpo.refinements:budget,drafts,rounds} = budget - drafts * rounds: num_refinements defaults to
+    # what is left of the rollout budget, so a sweep over num_drafts or rounds stays budget-matched.
+    if not OmegaConf.has_resolver("igrpo.refinements"):
+        OmegaConf.register_new_resolver("igrpo.refinements", lambda b, n, r: int(b) - int(n) * int(r))
 
 
 def to_container(cfg: Any) -> dict:

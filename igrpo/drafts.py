@@ -125,16 +125,20 @@ def build_refinement_prompt(template: str, problem: str, draft: str, prompt: str
     return text.replace(marker, draft)
 
 
-def check_budget(rollout_budget: int, num_drafts: int, num_refinements: int, allow_mismatch: bool = False) -> None:
-    """Matched rollout budget: iGRPO's N drafts + G refinements must equal GRPO's group size."""
+def check_budget(rollout_budget: int, num_drafts: int, num_refinements: int, allow_mismatch: bool = False,
+                 rounds: int = 1) -> None:
+    """Matched rollout budget: iGRPO's N drafts x rounds + G refinements must equal GRPO's group size."""
+    if rounds < 1:
+        raise ConfigError(f"variant.rounds={rounds} is not valid; it must be an integer >= 1")
     if num_drafts < 1:
         raise ConfigError(f"variant.num_drafts={num_drafts} is not valid; it must be an integer >= 1")
     if num_refinements < 2:
         raise ConfigError(
             f"variant.num_refinements={num_refinements} is not valid; it must be >= 2 (advantages need a group)"
         )
-    if num_drafts + num_refinements != rollout_budget and not allow_mismatch:
+    if num_drafts * rounds + num_refinements != rollout_budget and not allow_mismatch:
         raise ConfigError(
-            f"budget mismatch: variant.num_drafts + variant.num_refinements = {num_drafts} + {num_refinements} "
-            f"!= rollout_budget={rollout_budget}; make them add up, or set variant.allow_budget_mismatch=true"
+            f"budget mismatch: variant.num_drafts x variant.rounds + variant.num_refinements = {num_drafts} x "
+            f"{rounds} + {num_refinements} != rollout_budget={rollout_budget}; make them add up, or set "
+            "variant.allow_budget_mismatch=true"
         )

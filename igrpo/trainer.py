@@ -104,6 +104,7 @@ class DraftSettings:
     max_draft_tokens: int = 64
     draft_truncation: str = "tail"
     template: str = "tiny"
+    rounds: int = 1
     seed: int = 0
 
 
@@ -134,23 +135,29 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         return combine_scores(per_func, self.reward_weights.tolist())
 
     def _draft_and_rewrite(self, inputs: list[dict]) -> list[dict]:
-        s = self.draft_settings
-        n = s.num_drafts
-        start = time.perf_counter()
-        # One row per distinct prompt, in order of first appearance: each prompt's drafts are drawn and
-        # selected once, and every copy of that prompt gets the same selected draft.
+        """Stage 1 (``rounds`` times): draw N drafts per distinct prompt, score, select, rewrite the prompt.
+        Each prompt's drafts are drawn and selected once, and every copy of that prompt in the batch gets
+        the same selected draft."""
         unique: dict[str, dict] = {}
         for row in inputs:
             unique.setdefault(row["prompt_id"], row)
-        rows = [row for row in unique.values() for _ in range(n)]
-        prompts = [row["prompt"] for row in rows]
+        prompts = {pid: row["prompt"] for pid, row in unique.items()}
+        for round_index in range(self.draft_settings.rounds):
+            prompts = self._draft_round(unique, prompts, round_index)
+        return [{**row, "plain_prompt": row["prompt"], "prompt": prompts[row["prompt_id"]]} for row in inputs]
 
+    def _draft_round(self, unique: dict[str, dict], prompts_by_id: dict[str, str], round_index: int) -> dict:
+        s = self.draft_settings
+        n = s.num_drafts
+        start = time.perf_counter()
+        rows = [row for row in unique.values() for _ in range(n)]
+        prompts = [prompts_by_id[row["prompt_id"]] for row in rows]
         prompt_ids, images, multimodal = self._tokenize_prompts(prompts)
         completion_ids, _ = self._generate_single_turn(prompt_ids, images, multimodal, n)
         special = set(self._tokenizer.all_special_ids)
         completion_ids = [[t for t in ids if t not in special] for ids in completion_ids]
         drafts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        rewards = self._score_drafts(prompts, drafts, rows)
+        rewards = self._score_drafts(prompts, drafts, [{**row, "prompt": p} for row, p in zip(rows, prompts)])
 
         rewritten: dict[str, str] = {}
         selected_flags: list[bool] = []
@@ -170,14 +177,16 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             draft_text = self.processing_class.decode(kept, skip_special_tokens=True)
             rewritten[pid] = build_refinement_prompt(s.template, row["problem"], draft_text, prompt=row["prompt"])
 
+        # Round 1 drafts come from the plain prompt; later rounds are logged under draft/round_<k>/.
+        prefix = "draft/" if round_index == 0 else f"draft/round_{round_index + 1}/"
         metrics = self._metrics["train"]
-        metrics["draft/reward_mean"].append(mean_ignoring_none(rewards) or 0.0)
-        metrics["draft/best_reward_mean"].append(sum(best_rewards) / len(best_rewards))
-        metrics["draft/frac_groups_zero_std"].append(frac_groups_zero_std(rewards, n))
-        metrics["draft/mean_length"].append(sum(len(x) for x in completion_ids) / len(completion_ids))
-        metrics["draft/seconds"].append(time.perf_counter() - start)
+        metrics[f"{prefix}reward_mean"].append(mean_ignoring_none(rewards) or 0.0)
+        metrics[f"{prefix}best_reward_mean"].append(sum(best_rewards) / len(best_rewards))
+        metrics[f"{prefix}frac_groups_zero_std"].append(frac_groups_zero_std(rewards, n))
+        metrics[f"{prefix}mean_length"].append(sum(len(x) for x in completion_ids) / len(completion_ids))
+        metrics[f"{prefix}seconds"].append(time.perf_counter() - start)
         recorder = self.rollout_recorder
         if recorder is not None and recorder.wants(self.state.global_step):
             recorder.add(self.state.global_step, "draft", [r["prompt_id"] for r in rows], prompts, drafts, rewards,
                          selected=selected_flags)
-        return [{**row, "plain_prompt": row["prompt"], "prompt": rewritten[row["prompt_id"]]} for row in inputs]
+        return rewritten

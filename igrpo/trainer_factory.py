@@ -90,7 +90,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
         v = cfg.variant
         settings = DraftSettings(num_drafts=v.num_drafts, selection=v.selection, tie_break=v.tie_break,
                                  on_all_zero=v.on_all_zero, max_draft_tokens=v.max_draft_tokens,
-                                 draft_truncation=v.draft_truncation, template=v.template, seed=cfg.seed)
+                                 draft_truncation=v.draft_truncation, template=v.template, rounds=v.rounds,
+                                 seed=cfg.seed)
         trainer = IGRPOTrainer(draft_settings=settings, **common)
     else:
         trainer = TrackedGRPOTrainer(**common)

@@ -39,7 +39,7 @@ def validate(cfg) -> None:
     _choice("variant", cfg.variant.name, VARIANTS)
     if cfg.variant.name == "igrpo":
         v = cfg.variant
-        check_budget(cfg.rollout_budget, v.num_drafts, v.num_refinements, v.allow_budget_mismatch)
+        check_budget(cfg.rollout_budget, v.num_drafts, v.num_refinements, v.allow_budget_mismatch, v.rounds)
         _choice("variant.selection", v.selection, SELECTION_RULES)
         _choice("variant.tie_break", v.tie_break, TIE_BREAKS)
         _choice("variant.on_all_zero", v.on_all_zero, ALL_ZERO_POLICIES)

@@ -63,11 +63,13 @@ def test_cfg_job_prints_composed_config(tmp_path):
         ("model.path=/nonexistent", "model.path='/nonexistent' does not exist"),
         ("algo.learning_rate=-0.001", "algo.learning_rate=-0.001 is not valid; it must be > 0"),
         ("variant.selection=median", "variant.selection='median' is not valid; choose one of: best, worst"),
+        ("variant.rounds=0", "variant.rounds=0 is not valid"),
+        ("entropy=constant entropy.coef=-0.5", "entropy.coef=-0.5 is not valid"),
     ],
 )
 def test_bad_config_is_one_line_error_and_no_run(override, expected, tmp_path, model_cache):
     db = tmp_path / "mlflow.db"
-    proc = run_cli([override, f"tracking.uri=sqlite:///{db}", *tiny_overrides(model_cache)], cwd=tmp_path)
+    proc = run_cli([*override.split(), f"tracking.uri=sqlite:///{db}", *tiny_overrides(model_cache)], cwd=tmp_path)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
@@ -88,3 +90,25 @@ def test_multirun_with_a_failing_job_fails_its_parent(tmp_path, model_cache):
     assert len(parent) == 1 and parent[0].info.status == "FAILED"
     assert [c.info.status for c in children] == ["FINISHED"]
     assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_every_algo_under_both_wrappers(tmp_path, model_cache):
+    db = tmp_path / "mlflow.db"
+    proc = run_cli(["-m", "variant=grpo,igrpo", "algo=grpo,dapo,dr_grpo,gspo", f"tracking.uri=sqlite:///{db}",
+                    *tiny_overrides(model_cache)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    children = [r for r in _runs(db) if r.data.tags.get("phase") == "train"]
+    assert sorted((r.data.tags["variant"], r.data.tags["algo"]) for r in children) == sorted(
+        (v, a) for v in ("grpo", "igrpo") for a in ("grpo", "dapo", "dr_grpo", "gspo"))
+    for child in children:
+        assert child.info.status == "FINISHED" and "train/entropy" in child.data.metrics
+
+
+def test_draft_count_sweep_stays_budget_matched(tmp_path, model_cache):
+    db = tmp_path / "mlflow.db"
+    proc = run_cli(["-m", "variant.num_drafts=2,6", "variant.selection=worst", f"tracking.uri=sqlite:///{db}",
+                    *tiny_overrides(model_cache)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    children = [r for r in _runs(db) if r.data.tags.get("phase") == "train"]
+    assert sorted((r.data.params["variant.num_drafts"], r.data.params["variant.num_refinements"])
+                  for r in children) == [("2", "6"), ("6", "2")]

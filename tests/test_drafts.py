@@ -117,6 +117,27 @@ class TestBudget:
         with pytest.raises(ConfigError, match="num_drafts=0"):
             check_budget(8, 0, 8)
 
+    def test_rounds_count_against_the_budget(self):
+        check_budget(8, 2, 4, rounds=2)
+        with pytest.raises(ConfigError, match="budget mismatch"):
+            check_budget(8, 2, 6, rounds=2)
+
+    def test_zero_rounds(self):
+        with pytest.raises(ConfigError, match="variant.rounds=0 is not valid"):
+            check_budget(8, 4, 4, rounds=0)
+
     def test_single_refinement_has_no_group(self):
         with pytest.raises(ConfigError, match="num_refinements=1"):
             check_budget(2, 1, 1)
+
+
+def test_best_of_n_success_probability_matches_formula():
+    """With binary rewards and per-draft success rate V, P(best draft correct) = 1 - (1 - V)^N."""
+    rng = random.Random(0)
+    trials = 20_000
+    for v, n in [(0.2, 4), (0.5, 2), (0.1, 8)]:
+        hits = 0
+        for _ in range(trials):
+            rewards = [1.0 if rng.random() < v else 0.0 for _ in range(n)]
+            hits += rewards[select_draft(rewards)] == 1.0
+        assert hits / trials == pytest.approx(1 - (1 - v) ** n, abs=0.015)

@@ -126,3 +126,23 @@ def test_failed_run_is_marked_failed(tmp_path):
             run_id = active.info.run_id
             raise RuntimeError("boom")
     assert MlflowClient().get_run(run_id).info.status == "FAILED"
+
+
+def test_two_draft_rounds(compose, tmp_path):
+    cfg = compose("variant=igrpo", "variant.num_drafts=2", "variant.rounds=2")
+    assert cfg.variant.num_refinements == 4  # 8 - 2 x 2
+    result = run(cfg)
+    client = _client(cfg)
+    assert len(client.get_metric_history(result.run_id, "draft/round_2/best_reward_mean")) == 2
+    rows = _rollouts(client, result.run_id, tmp_path)
+    step0 = [r for r in rows if r["step"] == 0]
+    assert len([r for r in step0 if r["stage"] == "draft"]) == 2 * 2 * cfg.train.prompts_per_step
+    second_round = [r for r in step0 if r["stage"] == "draft" and "Draft:" in r["prompt"]]
+    assert len(second_round) == 2 * cfg.train.prompts_per_step  # round 2 is conditioned on round 1
+
+
+def test_kl_to_reference_model(compose):
+    cfg = compose("variant=igrpo", "algo.beta=0.01")
+    result = run(cfg)
+    kl = _client(cfg).get_metric_history(result.run_id, "train/kl")
+    assert len(kl) == 2 and all(m.value >= 0 for m in kl)
