@@ -42,3 +42,28 @@ def mean_ignoring_none(values: Sequence[float | None]) -> float | None:
     """Mean of the non-None values, or None when there are none."""
     scored = [v for v in values if v is not None]
     return sum(scored) / len(scored) if scored else None
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve: the probability that a random positive outscores a random negative,
+    ties counting one half (the Mann-Whitney statistic). Needs both classes present."""
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
+    positives = [s for s, y in zip(scores, labels) if y]
+    negatives = [s for s, y in zip(scores, labels) if not y]
+    if not positives or not negatives:
+        raise ValueError("auroc needs at least one positive and one negative example")
+    # Rank-based: sort once, give tied scores their average rank.
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
