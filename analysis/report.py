@@ -1,0 +1,147 @@
+"""``python -m analysis.report <experiment>``: the paper-style report of one experiment, from MLflow only.
+
+    python -m analysis.report table1 [--scale cpu] [--seeds 0,1,2] [--tracking-uri URI] [--out reports/table1/]
+
+It loads the FINISHED training runs of MLflow experiment ``<experiment>`` tagged with that experiment and
+scale, matches them to the spec's plan (row group x arm x seed, by the tags ``group``, ``arm``, ``seed``;
+the newest run wins when a cell was run more than once) and writes into ``--out``:
+``table.md|tex|csv`` (the paper layout), ``table_seeds.csv`` (every seed's values), ``training.md|csv``
+(final logged training metrics), ``figures/<name>.png|svg``, ``paper_reference.md`` (the paper's own
+numbers, labelled and separate) when the spec has one, ``runs.csv`` and one self-contained
+``report.html``. Re-running gives byte-identical files. If any planned run is missing, it prints one line
+naming them and exits 2 without writing anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.plan import parse_seeds, plan_runs
+from experiments.spec import SCALES, Spec, SpecError, load_spec
+
+
+class MissingRuns(SpecError):
+    """Planned runs are not (yet) FINISHED in MLflow."""
+
+
+def collect(spec: Spec, scale: str, seeds: list[int], client) -> dict:
+    """(group, arm, seed) -> the newest FINISHED run's row; MissingRuns (one line) if any planned run lacks one."""
+    from analysis.load import load_runs
+
+    runs = load_runs(client, spec.name, f"tags.phase = 'train' and tags.experiment = '{spec.name}' and "
+                                        f"tags.scale = '{scale}' and attributes.status = 'FINISHED'")
+    matched = {}
+    for _, run in runs.iterrows():  # oldest first, so the newest run of a cell wins
+        try:
+            key = (run["tags.group"], run["tags.arm"], int(run["tags.seed"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        matched[key] = run
+    planned = plan_runs(spec, scale, seeds)
+    missing = [p for p in planned if p.key not in matched]
+    if missing:
+        listed = ", ".join(p.describe() for p in missing)
+        seeds_arg = "" if seeds == list(spec.scale(scale).seeds) else f" --seeds {','.join(map(str, seeds))}"
+        raise MissingRuns(f"experiment {spec.name} (scale {scale}) is missing {len(missing)} of {len(planned)} "
+                          f"FINISHED runs: {listed}; run: python -m experiments run {spec.name} --scale {scale}"
+                          f"{seeds_arg}")
+    return {p.key: matched[p.key] for p in planned}
+
+
+def build(spec: Spec, scale: str, seeds: list[int], client, out: Path) -> list[Path]:
+    """Write every output file into ``out`` (created); return the paths, sorted."""
+    from analysis import figures as figs
+    from analysis import render
+    from analysis.html_report import render as render_html
+    from analysis.load import histories
+    from analysis.paper_reference import REFERENCES
+    from analysis.tables import build_summary, build_table
+
+    matched = collect(spec, scale, seeds, client)
+    sc = spec.scale(scale)
+    table = build_table(spec, scale, matched, seeds, client)
+    summary = build_summary(spec, scale, matched, seeds)
+    texts = {"table.md": render.table_markdown(table), "table.tex": render.table_latex(table),
+             "table.csv": render.table_csv(table), "table_seeds.csv": render.per_seed_csv(table),
+             "training.md": render.summary_markdown(summary), "training.csv": render.summary_csv(summary)}
+    reference = REFERENCES[spec.paper_reference]() if spec.paper_reference else None
+    if reference is not None:
+        texts["paper_reference.md"] = (f"**{reference.title}**\n\n{reference.note}\n\n"
+                                       + _markdown(reference.table))
+    runs = pd.DataFrame([{"group": g, "arm": a, "seed": s, "run_name": r["run_name"], "run_id": r["run_id"],
+                          "config_hash": r.get("tags.config_hash", "")} for (g, a, s), r in matched.items()])
+    texts["runs.csv"] = render._csv(runs)
+
+    meta = runs[["run_id", "group", "arm", "seed"]]
+    hist = histories(client, list(runs.run_id), figs.figure_metrics(spec.figures))
+    drawn, skipped = [], []
+    for name in spec.figures:
+        paths = figs.plot(name, hist, meta, [a.label for a in spec.arms], [g.label for g in sc.groups],
+                          out / "figures")
+        if paths is None:
+            skipped.append(name)
+        else:
+            keys = ", ".join(m for m, _, _ in figs.FIGURES[name].series)
+            drawn.append((name, paths[0], f"{figs.FIGURES[name].title} ({keys})"))
+    texts["report.html"] = render_html(spec, scale, seeds, table, summary, drawn, skipped, reference,
+                                       runs)
+    for name, text in texts.items():
+        (out / name).write_text(text, encoding="utf-8")
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "|".join("---" for _ in df.columns) + "|"]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def make_report(experiment: str, scale: str = "cpu", seeds: list[int] | None = None,
+                tracking_uri: str | None = None, out: str | Path | None = None) -> Path:
+    """Build the report of ``experiment`` into ``out`` (default ``reports/<experiment>/``): all files or none."""
+    from analysis.load import client_for
+    from igrpo.tracking import resolve_tracking_uri
+
+    spec = load_spec(experiment)
+    if scale not in SCALES:
+        raise SpecError(f"--scale={scale} is not valid; choose one of: {', '.join(SCALES)}")
+    seeds = list(spec.scale(scale).seeds) if seeds is None else seeds
+    client = client_for(resolve_tracking_uri(tracking_uri))
+    target = Path(out) if out else Path("reports") / spec.name
+    with tempfile.TemporaryDirectory(prefix=f"report-{spec.name}-") as tmp:
+        build(spec, scale, seeds, client, Path(tmp))  # fails before anything reaches `target`
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(tmp, target, dirs_exist_ok=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
+    p.add_argument("experiment")
+    p.add_argument("--scale", default="cpu", help=f"one of: {', '.join(SCALES)} (default cpu)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds (default: the spec's)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, "
+                                                        "else sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--out", default=None, help="output directory (default reports/<experiment>/)")
+    args = p.parse_args(argv)
+    from igrpo.cli import quiet_third_party_logs
+
+    quiet_third_party_logs()
+    try:
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+        target = make_report(args.experiment, args.scale, seeds, args.tracking_uri, args.out)
+    except SpecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {target / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The HTML report renders in a real headless Chromium: every embedded figure decodes, the expected figures and
+the results table are there, and a screenshot is not blank. Reuses the tiny runs shared with test_experiments
+and test_analysis (launched once per session)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from experiments.spec import load_spec
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+# On a developer machine without Chromium the test skips; in CI (CI=true, .ci/run installs it) it must run.
+pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER))
+                                and os.environ.get("CI") != "true",
+                                reason=f"needs Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
+                                       "CI installs them")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, model_cache):
+    from test_analysis import tiny_report
+
+    return tiny_report(tmp_path_factory.getbasetemp() / "tiny_fig3", model_cache)[1]
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def test_report_renders_with_every_figure(report, browser, tmp_path):
+    from PIL import Image
+
+    browser.get((report / "report.html").resolve().as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    images = browser.execute_script(
+        "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]);")
+    figures = load_spec("fig3_entropy").figures
+    assert [alt for *_, alt in images] == list(figures)
+    assert all(done and width > 0 and height > 0 for done, width, height, _ in images), images
+    assert browser.execute_script("return document.querySelectorAll('table.paper').length") == 1
+    header = browser.execute_script("return Array.from(document.querySelectorAll('table.paper th'))"
+                                    ".map(th => th.textContent);")
+    assert header[:4] == ["method", "easy", "hard", "Avg"] and "Δ Avg vs GRPO" in header
+    assert "Paper Figure 3" in browser.execute_script("return document.body.innerText")
+
+    shot = tmp_path / "report.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 20_000
+    with Image.open(shot) as img:
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert img.size[0] >= 1000 and colours is not None and len(colours) > 50  # not a blank page
