@@ -39,7 +39,8 @@ def worker(overrides: list[str], steps: int) -> dict:
 
     quiet_third_party_logs()
     from igrpo.models.loading import load_policy
-    from igrpo.runner import resolve_policy_path, seed_everything
+    from igrpo.builds import resolve_policy_path
+    from igrpo.runner import seed_everything
     from igrpo.tasks import load_task
     from igrpo.trainer_factory import make_trainer
     from igrpo.validate import validate
@@ -50,7 +51,8 @@ def worker(overrides: list[str], steps: int) -> dict:
         seed_everything(cfg.seed)
         path, _ = resolve_policy_path(cfg, quiet=True)
         model, tokenizer = load_policy(path, cfg.model.dtype, cfg.device)
-        trainer, _ = make_trainer(cfg, model, tokenizer, load_task(cfg.task, cfg.seed), Path(scratch))
+        task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)
+        trainer, _ = make_trainer(cfg, model, tokenizer, task, Path(scratch))
         trainer.train()
     logs = [entry for entry in trainer.state.log_history if "step_time" in entry]
     timed = logs[1:] if len(logs) > 1 else logs  # the first step pays one-off warm-up costs

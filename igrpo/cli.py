@@ -64,19 +64,20 @@ def quiet_third_party_logs() -> None:
 
 def summary(result, cfg) -> str:
     """Short end-of-run text: where the run is, base -> final headline metrics, how to look at it."""
-    k = cfg.eval.samples_per_problem
     lines = [f"run {result.run_id} ({cfg.variant.name}/{cfg.algo.name}/{cfg.reward.name}, seed {cfg.seed}) "
              f"in experiment '{result.experiment}'"]
-    for key in sorted(result.final_metrics):
-        if key.startswith("eval/") and (key.endswith(f"avg_at_{k}") or key.endswith("greedy")):
+    for key in sorted(result.final_metrics):  # each suite's avg@k (its own k), greedy, and the means
+        if key.startswith("eval/") and ("/avg_at_" in key or key.endswith("greedy")):
             lines.append(f"  {key:28s} {result.base_metrics.get(key, float('nan')):.3f} -> "
                          f"{result.final_metrics[key]:.3f}")
-    lines.append(f"  objective {cfg.objective} = {result.objective:.4f}")
+    values = result.objective if isinstance(result.objective, list) else [result.objective]
+    names = cfg.objective if isinstance(cfg.objective, str) else ", ".join(cfg.objective)
+    lines.append(f"  objective {names} = {', '.join(f'{v:.4f}' for v in values)}")
     lines.append(f"view: mlflow ui --backend-store-uri {result.tracking_uri} --workers 1")
     return "\n".join(lines)
 
 
-def run_job(cfg) -> float:
+def run_job(cfg) -> float | list[float]:
     """Run one job; config mistakes end it with a one-line error and exit status 2."""
     import signal
 
@@ -90,5 +91,6 @@ def run_job(cfg) -> float:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(summary(result, cfg))
+    if result.run_id:  # the main process; other ranks of a multi-process run stay quiet
+        print(summary(result, cfg))
     return result.objective

@@ -32,7 +32,8 @@ class MlflowParentRunCallback(Callback):
             tags={"phase": "sweep", "sweep_dir": str(sweep_dir), "overrides": " ".join(overrides)[:5000]},
         )
         (sweep_dir / PARENT_RUN_FILE).write_text(run.info.run_id)
-        atexit.register(_fail_if_running, client, run.info.run_id)
+        # read back at exit, not this id: a sweeper may re-point the file (igrpo_optuna reuses its study's parent)
+        atexit.register(_fail_if_running, client, sweep_dir / PARENT_RUN_FILE)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         marker = Path(config.hydra.sweep.dir) / PARENT_RUN_FILE
@@ -45,9 +46,10 @@ class MlflowParentRunCallback(Callback):
             client.set_terminated(run.info.run_id, status="FINISHED")
 
 
-def _fail_if_running(client, run_id: str) -> None:
+def _fail_if_running(client, marker: Path) -> None:
     """At interpreter exit: a parent still RUNNING means the multirun ended abnormally."""
     try:
+        run_id = marker.read_text().strip()
         if client.get_run(run_id).info.status == "RUNNING":
             client.set_terminated(run_id, status="FAILED")
     except Exception:  # the store may be gone at exit; nothing more can be done

@@ -1,10 +1,11 @@
 """One run, from a composed config to logged results: validate -> base model -> MLflow run ->
-base eval (step 0) -> GRPO or iGRPO training -> final eval -> rollout table -> objective value."""
+base eval (step 0) -> GRPO or iGRPO training -> final eval -> rollout table -> objective value.
+With ``train.save_every`` the run checkpoints, and launching it again after a crash or kill continues the
+same MLflow run from its last complete checkpoint (igrpo.checkpoints)."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -15,12 +16,25 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from igrpo.builds import resolve_judge, resolve_policy_path
+from igrpo.checkpoints import (
+    RankStateCallback,
+    check_settings,
+    open_checkpoints,
+    restore_worker,
+    run_checkpoint_dir,
+    share_with_workers,
+    state_writer,
+    train_from,
+)
 from igrpo.config import to_container
+from igrpo.distributed import init_processes, is_main_process, process_index, wait_for_everyone, world_size
 from igrpo.evaluate import evaluate_suites
-from igrpo.models.loading import build_tiny, default_cache_root, load_policy
+from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
 from igrpo.tracking import (
     MlflowMetricsCallback,
+    ensure_experiment,
     flatten,
     git_commit,
     log_metrics_at,
@@ -30,7 +44,7 @@ from igrpo.tracking import (
     resolve_tracking_uri,
 )
 from igrpo.trainer_factory import make_trainer
-from igrpo.validate import validate
+from igrpo.validate import objective_names, validate
 
 
 @dataclass
@@ -38,7 +52,7 @@ class RunResult:
     run_id: str
     tracking_uri: str
     experiment: str
-    objective: float
+    objective: float | list[float]  # one value, or one per name when cfg.objective is a list
     base_metrics: dict
     final_metrics: dict
 
@@ -51,6 +65,22 @@ def seed_everything(seed: int) -> None:
 
 def default_run_name(cfg) -> str:
     return f"{cfg.variant.name}-{cfg.algo.name}-{cfg.reward.name}-s{cfg.seed}"
+
+
+# Fields that do not change what a run computes: excluded from its config hash.
+_UNHASHED_KEYS = ("output_dir", "quiet", "tracking", "objective")
+_UNHASHED_TRAIN_KEYS = ("save_every", "save_total_limit", "resume", "checkpoint_root")
+
+
+def config_hash(cfg) -> str:
+    """Stable hash of everything that determines a run's results (tag ``config_hash``): two runs with the
+    same hash are the same experiment, which is how ``experiments`` skips runs that already FINISHED."""
+    import hashlib
+
+    resolved = {k: v for k, v in to_container(cfg).items() if k not in _UNHASHED_KEYS}
+    if isinstance(resolved.get("train"), dict):
+        resolved["train"] = {k: v for k, v in resolved["train"].items() if k not in _UNHASHED_TRAIN_KEYS}
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _hydra_context() -> tuple[str | None, str | None]:
@@ -66,85 +96,121 @@ def _hydra_context() -> tuple[str | None, str | None]:
     return sweep, hc.runtime.output_dir
 
 
-def resolve_policy_path(cfg, quiet: bool) -> tuple[str, object | None]:
-    """Directory or hub id of the base policy, building the tiny model when needed."""
-    if cfg.model.path is not None:
-        return os.path.expanduser(cfg.model.path), None
-    cache_root = Path(cfg.model.cache_dir) if cfg.model.cache_dir else default_cache_root()
-    bar = None
-    if not quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.model.warmstart_steps, desc="warm-start tiny model", leave=False)
-
-    def progress(step, loss, acc):
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", dev_acc=f"{acc:.2f}")
-
-    info = build_tiny(cfg.model, cfg.task, cache_root, progress=progress)
-    if bar is not None:
-        bar.close()
-    if info.built_now:
-        _log_base_model_build(cfg, info)
-    return info.path, info
-
-
-def _log_base_model_build(cfg, info) -> None:
-    """The base-model build is its own MLflow run (tag phase=base_model), with its accuracy."""
-    tags = {"phase": "base_model", "model": cfg.model.name, "task": cfg.task.name, "cache_key": info.cache_key}
-    with mlflow_run(cfg.tracking.experiment, f"base-{cfg.model.name}-{info.cache_key[:8]}", tags):
-        client = mlflow.MlflowClient()
-        run_id = mlflow.active_run().info.run_id
-        log_params(client, run_id, flatten({"model": to_container(cfg.model), "task": to_container(cfg.task)}))
-        for step, acc in info.history:
-            log_metrics_at(client, run_id, {"base/dev_greedy": acc}, step)
-        log_metrics_at(client, run_id, {"base/dev_greedy_final": info.dev_accuracy, "base/steps": info.steps,
-                                        "base/final_loss": info.final_loss, "base/num_parameters": info.num_parameters,
-                                        "perf/build_seconds": info.seconds}, info.steps)
-
-
 def run(cfg) -> RunResult:
-    """Execute one configured run and return its result (the objective for sweepers included)."""
+    """Execute one configured run and return its result (the objective for sweepers included).
+
+    Under ``accelerate launch`` every process trains; only the main one builds (the others then load the
+    cached builds), evaluates and talks to MLflow, so a run is logged once, to one MLflow run."""
+    run_start = time.perf_counter()
     validate(cfg)
+    check_settings(cfg.train)
     seed_everything(cfg.seed)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     mlflow.set_tracking_uri(tracking_uri)
-    task = load_task(cfg.task, cfg.seed)
-    policy_path, build_info = resolve_policy_path(cfg, cfg.quiet)
+    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors stop here, before writes
+    init_processes(cpu=cfg.device == "cpu")
+    main = is_main_process()
+    if not main:
+        wait_for_everyone()  # the main process builds first
+    policy_path, build_info = resolve_policy_path(cfg, cfg.quiet or not main)
+    judge = resolve_judge(cfg, cfg.quiet or not main)
+    if main:
+        wait_for_everyone()
 
     sweep_dir, job_dir = _hydra_context()
     output_dir = Path(cfg.output_dir if cfg.output_dir else (job_dir or "outputs/run"))
+    if not main:
+        return _train_worker(cfg, task, policy_path, judge, output_dir, tracking_uri)
     tags = {
         "variant": cfg.variant.name, "algo": cfg.algo.name, "reward": cfg.reward.name, "model": cfg.model.name,
         "task": cfg.task.name, "seed": str(cfg.seed), "git_commit": git_commit(Path(__file__).parent),
-        "phase": "train",
+        "phase": "train", "config_hash": config_hash(cfg), "num_processes": str(world_size()),
+        **{str(k): str(v) for k, v in (cfg.tracking.tags or {}).items()},
     }
     run_name = cfg.tracking.run_name or default_run_name(cfg)
-    parent = read_parent_run_id(sweep_dir)
+    parent = cfg.tracking.parent_run_id or read_parent_run_id(sweep_dir)
+    client = mlflow.MlflowClient()
     try:
-        with mlflow_run(cfg.tracking.experiment, run_name, tags, parent_run_id=parent) as active:
-            return _train_and_evaluate(cfg, task, policy_path, build_info, active.info.run_id, tracking_uri,
-                                       output_dir)
+        # train.save_every > 0: checkpoints, and an unfinished earlier run of this config is continued
+        with open_checkpoints(run_checkpoint_dir(cfg, tags["config_hash"], tracking_uri, run_name),
+                              tracking_uri) as ckpt:
+            resume_id = None
+            if ckpt is not None:
+                tags["checkpoint_dir"] = str(ckpt.dir)
+                if cfg.train.resume:
+                    resume_id = ckpt.resumable_run(client, ensure_experiment(cfg.tracking.experiment))
+                if resume_id is None:
+                    ckpt.start_fresh(client)
+            with mlflow_run(cfg.tracking.experiment, run_name, tags, parent_run_id=parent,
+                            run_id=resume_id) as active:
+                if ckpt is not None and resume_id is None:
+                    ckpt.record_run(active.info.run_id)
+                resume = ckpt.resume(client, resume_id) if resume_id is not None else None
+                result = _train_and_evaluate(cfg, task, policy_path, build_info, active.info.run_id, tracking_uri,
+                                             output_dir, run_start, judge, ckpt, resume)
+            if ckpt is not None:
+                ckpt.remove()  # FINISHED: nothing left to resume
+            return result
     except BaseException:
         if parent:  # a failed job fails its sweep's parent run
-            mlflow.MlflowClient().set_terminated(parent, status="FAILED")
+            client.set_terminated(parent, status="FAILED")
         raise
 
 
-def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri, output_dir) -> RunResult:
-    client = mlflow.MlflowClient()
-    resolved = to_container(cfg)
-    log_params(client, run_id, flatten(resolved))
-    mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri: str) -> RunResult:
+    """A non-main process: train in step with the main process; no MLflow, no evaluation."""
+    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device)
+    shared = share_with_workers(None)  # the main process evaluates the base model meanwhile
+    checkpoint_dir = Path(shared["dir"]) if shared["dir"] else None
+    trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, checkpoint_dir=checkpoint_dir,
+                                     judge_backend=judge.backend if judge is not None else None)
+    if checkpoint_dir is not None:
+        trainer.add_callback(RankStateCallback(trainer, recorder))
+        restore_worker(trainer, recorder, shared["resume_from"])
+    train_from(trainer, shared["resume_from"])
+    _write_rank_rollouts(recorder, output_dir)
+    return RunResult(run_id="", tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
+                     objective=float("nan"), base_metrics={}, final_metrics={})
+
+
+def _write_rank_rollouts(recorder, output_dir: Path) -> None:
+    """With several processes, each rank's rollouts also go to ``rollouts-rank<k>.json`` in the output dir,
+    so what every rank conditioned on can be checked (MLflow holds the main process's table)."""
+    if world_size() > 1:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / f"rollouts-rank{process_index()}.json").write_text(json.dumps(recorder.rows))
+
+
+def _log_setup(client, run_id, cfg, build_info, judge, resume) -> None:
+    """Params, config, build tags, the judge's AUROC; a resumed run only gets what it does not hold yet."""
+    params = flatten(to_container(cfg))
+    if resume is not None:
+        params = {k: v for k, v in params.items() if k not in resume.params}
+    log_params(client, run_id, params)
+    if resume is None or "config.yaml" not in resume.artifacts:
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     if build_info is not None:
         mlflow.set_tags({"base_model_cache_key": build_info.cache_key,
                          "base_model_dev_greedy": f"{build_info.dev_accuracy:.4f}"})
+    if judge is not None and judge.build_info is not None:
+        mlflow.set_tag("judge_cache_key", judge.build_info.cache_key)
+        if resume is None or 0 not in resume.history.get("judge/heldout_auroc", {}):
+            log_metrics_at(client, run_id, {"judge/heldout_auroc": judge.build_info.heldout_auroc}, step=0)
 
+
+def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri, output_dir,
+                        run_start: float, judge=None, ckpt=None, resume=None) -> RunResult:
+    """``ckpt``: the run's RunCheckpoints (train.save_every > 0); ``resume``: where a reopened run continues."""
+    client = mlflow.MlflowClient()
+    _log_setup(client, run_id, cfg, build_info, judge, resume)
     model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device)
-    start = time.perf_counter()
-    base_metrics, _ = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
-    log_metrics_at(client, run_id, {**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
+    base_metrics = resume.base_metrics() if resume is not None else {}
+    if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
+        start = time.perf_counter()
+        base_metrics, _ = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+        log_metrics_at(client, run_id, {**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
+    resume_from = str(resume.checkpoint) if resume is not None and resume.checkpoint is not None else None
+    share_with_workers({"dir": str(ckpt.dir) if ckpt is not None else None, "resume_from": resume_from})
 
     def periodic_eval(step: int) -> dict:
         every = cfg.eval.every_steps
@@ -153,32 +219,53 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri
             return metrics
         return {}
 
-    callback = MlflowMetricsCallback(run_id, client, extra_metrics=periodic_eval)
-    trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, callbacks=[callback])
+    skip = resume.logged_after() if resume is not None else frozenset()
+    callback = MlflowMetricsCallback(run_id, client, extra_metrics=periodic_eval, skip=skip)
+    trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, callbacks=[callback],
+                                     judge_backend=judge.backend if judge is not None else None,
+                                     checkpoint_dir=ckpt.dir if ckpt is not None else None)
+    if ckpt is not None:
+        callback.on_checkpoint = state_writer(trainer, recorder)  # metrics are committed with checkpoints
+    if resume is not None:
+        resume.restore(trainer, recorder)
+        mlflow.set_tag("resumed_from_step", str(resume.step))
+        print(resume.describe(), flush=True)
     train_start = time.perf_counter()
-    trainer.train()
+    train_from(trainer, resume_from)
     train_seconds = time.perf_counter() - train_start
+    _write_rank_rollouts(recorder, output_dir)
 
     start = time.perf_counter()
     final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
     final_metrics = dict(final_metrics)
     for key, value in base_metrics.items():
         final_metrics[key.replace("eval/", "eval_gain/", 1)] = final_metrics[key] - value
-    log_metrics_at(client, run_id, {**final_metrics, "perf/train_seconds": train_seconds,
-                                    "perf/eval_seconds": time.perf_counter() - start}, step=cfg.train.steps)
-    if recorder.rows:
+    final_metrics["perf/train_seconds"] = train_seconds
+    final_metrics["perf/run_seconds"] = time.perf_counter() - run_start
+    log_metrics_at(client, run_id, {**final_metrics, "perf/eval_seconds": time.perf_counter() - start},
+                   step=cfg.train.steps, skip=skip)
+    done = resume.artifacts if resume is not None else set()  # log_table appends to an existing table
+    if recorder.rows and "rollouts.json" not in done:
         mlflow.log_table(_table(recorder.rows), artifact_file="rollouts.json")
-    mlflow.log_table(_table(samples), artifact_file="eval_samples.json")
+    if "eval_samples.json" not in done:
+        mlflow.log_table(_table(samples), artifact_file="eval_samples.json")
     if cfg.tracking.log_model:
         trainer.save_model(str(output_dir / "final"))
         mlflow.log_artifacts(str(output_dir / "final"), "model")
 
     result = RunResult(run_id=run_id, tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
-                       objective=float(final_metrics[cfg.objective]), base_metrics=base_metrics,
+                       objective=objective_value(cfg.objective, final_metrics), base_metrics=base_metrics,
                        final_metrics=final_metrics)
     (output_dir / "result.json").parent.mkdir(parents=True, exist_ok=True)
     (output_dir / "result.json").write_text(json.dumps(result.__dict__, indent=2))
     return result
+
+
+def objective_value(objective, metrics: dict) -> float | list[float]:
+    """What a sweeper optimises: one float, or a list of floats for a multi-objective search."""
+    if isinstance(objective, str):
+        return float(metrics[objective])
+    return [float(metrics[name]) for name in objective_names(objective)]
 
 
 def _table(rows: list[dict]) -> dict[str, list]:

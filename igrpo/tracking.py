@@ -83,25 +83,59 @@ def metric_name(trl_key: str) -> str:
 
 
 class MlflowMetricsCallback(TrainerCallback):
-    """Sends every TRL log record to the active MLflow run under our metric names, at the global step."""
+    """Sends every TRL log record to the MLflow run under our metric names, at the global step.
 
-    def __init__(self, run_id: str, client: MlflowClient, extra_metrics=None):
+    With ``on_checkpoint`` set (``train.save_every > 0``) records are held back and committed with each
+    checkpoint: ``on_checkpoint(checkpoint_folder, pending)`` saves them into the checkpoint (transformers calls
+    ``on_save`` once the folder is written), then they go to MLflow; what is left when training ends goes then.
+    So a killed run never has a step in MLflow that its newest complete checkpoint does not cover.
+    ``skip``: (name, step) pairs the run already holds (a resumed run); they are not logged again."""
+
+    def __init__(self, run_id: str, client: MlflowClient, extra_metrics=None, on_checkpoint=None,
+                 skip: frozenset = frozenset()):
         self.run_id = run_id
         self.client = client
         self.extra_metrics = extra_metrics  # callable(step) -> dict of metrics to add to each record
+        self.on_checkpoint = on_checkpoint
+        self.skip = skip
+        self.pending: dict[int, dict] = {}  # step -> {"timestamp": ms, "metrics": {name: value}}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
         import time
 
-        now = int(time.time() * 1000)
+        step = state.global_step
+        if "train_runtime" in logs:  # the end-of-training summary repeats the last step's epoch: once is enough
+            logs = {k: v for k, v in logs.items() if k != "epoch"}
         values = {metric_name(k): float(v) for k, v in logs.items() if isinstance(v, (int, float)) and v == v}
         if self.extra_metrics is not None:
-            values.update(self.extra_metrics(state.global_step))
-        metrics = [Metric(k, v, now, state.global_step) for k, v in values.items()]
-        for start in range(0, len(metrics), 500):
-            self.client.log_batch(self.run_id, metrics=metrics[start : start + 500])
+            values.update(self.extra_metrics(step))
+        record = self.pending.setdefault(step, {"timestamp": int(time.time() * 1000), "metrics": {}})
+        record["metrics"].update({k: v for k, v in values.items() if (k, step) not in self.skip})
+        if self.on_checkpoint is None:
+            self._commit()
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.on_checkpoint is not None and state.is_world_process_zero:
+            self.on_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.pending)
+            self._commit()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self._commit()
+
+    def _commit(self) -> None:
+        log_records(self.client, self.run_id, self.pending)
+        self.pending = {}
+
+
+def log_records(client: MlflowClient, run_id: str, records: dict[int, dict]) -> None:
+    """{step: {"timestamp": ms, "metrics": {name: value}}} -> MLflow, in batches."""
+    metrics = [Metric(k, float(v), rec["timestamp"], step) for step, rec in sorted(records.items())
+               for k, v in rec["metrics"].items()]
+    for start in range(0, len(metrics), 500):
+        client.log_batch(run_id, metrics=metrics[start : start + 500])
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, str]) -> None:
@@ -110,13 +144,13 @@ def log_params(client: MlflowClient, run_id: str, params: dict[str, str]) -> Non
         client.log_batch(run_id, params=items[start : start + 100])
 
 
-def log_metrics_at(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int) -> None:
+def log_metrics_at(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int,
+                   skip: frozenset = frozenset()) -> None:
+    """Log ``metrics`` at ``step``, except the (name, step) pairs in ``skip`` (already in a resumed run)."""
     import time
 
-    now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-    for start in range(0, len(batch), 500):
-        client.log_batch(run_id, metrics=batch[start : start + 500])
+    values = {k: v for k, v in metrics.items() if (k, step) not in skip}
+    log_records(client, run_id, {step: {"timestamp": int(time.time() * 1000), "metrics": values}})
 
 
 def ensure_experiment(name: str) -> str:
@@ -130,13 +164,18 @@ def ensure_experiment(name: str) -> str:
 
 
 @contextmanager
-def mlflow_run(experiment: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None):
-    """Start a run; end it FINISHED on success, FAILED on error, KILLED on Ctrl-C (never left RUNNING)."""
-    experiment_id = ensure_experiment(experiment)
-    all_tags = dict(tags)
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
+def mlflow_run(experiment: str, run_name: str, tags: dict[str, str], parent_run_id: str | None = None,
+               run_id: str | None = None):
+    """Start a run, or reopen run ``run_id`` (a resumed run keeps its tags and parent); end it FINISHED on
+    success, FAILED on error, KILLED on Ctrl-C (never left RUNNING, except by SIGKILL)."""
+    if run_id is not None:
+        run = mlflow.start_run(run_id=run_id)
+    else:
+        experiment_id = ensure_experiment(experiment)
+        all_tags = dict(tags)
+        if parent_run_id:
+            all_tags["mlflow.parentRunId"] = parent_run_id
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags)
     try:
         yield run
     except KeyboardInterrupt:

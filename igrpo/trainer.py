@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from trl import GRPOTrainer
 
 from igrpo.answers import extract_final_answer
+from igrpo.distributed import agree_on_prompts, mean_across_processes
 from igrpo.drafts import all_zero, build_refinement_prompt, select_draft, truncate_draft
 from igrpo.entropy import ScheduleState, coefficient, initial_state
-from igrpo.metrics import frac_groups_zero_std, mean_ignoring_none
+from igrpo.metrics import frac_groups_zero_std
 from igrpo.rewards import combine_scores
 
 
@@ -84,6 +85,12 @@ class TrackedGRPOTrainer(GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        mode = "train" if self.model.training else "eval"
+        for func in self.reward_funcs:  # per-step counters of our rewards (ungradeable, judge failures)
+            drain = getattr(func, "drain_metrics", None)
+            if drain is not None:
+                for key, value in drain().items():
+                    self._metrics[mode][key].append(value)
         recorder = self.rollout_recorder
         if recorder is not None and self.model.training and recorder.wants(self.state.global_step):
             per_func = [[None if v != v else v for v in col] for col in rewards_per_func.T.tolist()]
@@ -159,7 +166,7 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         drafts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         rewards = self._score_drafts(prompts, drafts, [{**row, "prompt": p} for row, p in zip(rows, prompts)])
 
-        rewritten: dict[str, str] = {}
+        rewritten: dict[str, str] = {}  # this rank's choices; agreed across ranks below
         selected_flags: list[bool] = []
         best_rewards: list[float] = []
         for g, (pid, row) in enumerate(unique.items()):
@@ -178,15 +185,21 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             rewritten[pid] = build_refinement_prompt(s.template, row["problem"], draft_text, prompt=row["prompt"])
 
         # Round 1 drafts come from the plain prompt; later rounds are logged under draft/round_<k>/.
+        # Each value is averaged over all ranks, weighted by the groups each rank drafted.
         prefix = "draft/" if round_index == 0 else f"draft/round_{round_index + 1}/"
-        metrics = self._metrics["train"]
-        metrics[f"{prefix}reward_mean"].append(mean_ignoring_none(rewards) or 0.0)
-        metrics[f"{prefix}best_reward_mean"].append(sum(best_rewards) / len(best_rewards))
-        metrics[f"{prefix}frac_groups_zero_std"].append(frac_groups_zero_std(rewards, n))
-        metrics[f"{prefix}mean_length"].append(sum(len(x) for x in completion_ids) / len(completion_ids))
-        metrics[f"{prefix}seconds"].append(time.perf_counter() - start)
+        groups = float(len(unique))
+        scored = [r for r in rewards if r is not None]
+        stats = {
+            "reward_mean": (sum(scored) / len(scored) if scored else 0.0, float(len(scored))),
+            "best_reward_mean": (sum(best_rewards) / len(best_rewards), groups),
+            "frac_groups_zero_std": (frac_groups_zero_std(rewards, n), groups),
+            "mean_length": (sum(len(x) for x in completion_ids) / len(completion_ids), groups),
+            "seconds": (time.perf_counter() - start, 1.0),
+        }
+        for name, (value, weight) in stats.items():
+            self._metrics["train"][f"{prefix}{name}"].append(mean_across_processes(value, weight))
         recorder = self.rollout_recorder
         if recorder is not None and recorder.wants(self.state.global_step):
             recorder.add(self.state.global_step, "draft", [r["prompt_id"] for r in rows], prompts, drafts, rewards,
                          selected=selected_flags)
-        return rewritten
+        return agree_on_prompts(rewritten)

@@ -10,6 +10,8 @@ from datasets import Dataset
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import GRPOConfig
 
+from igrpo.distributed import world_size
+from igrpo.errors import ConfigError
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
 from igrpo.trainer import DraftSettings, IGRPOTrainer, RolloutRecorder, TrackedGRPOTrainer
@@ -18,6 +20,34 @@ from igrpo.trainer import DraftSettings, IGRPOTrainer, RolloutRecorder, TrackedG
 def group_size(cfg) -> int:
     """Completions per prompt that TRL generates and trains on: GRPO's whole budget, iGRPO's G."""
     return cfg.variant.num_refinements if cfg.variant.name == "igrpo" else cfg.rollout_budget
+
+
+def per_device_batch(prompts_per_step: int, group: int, processes: int) -> int:
+    """Completions per process per step. ``train.prompts_per_step`` is global, so GRPO and iGRPO see the same
+    prompts per step on any number of processes; a prompt's group may then span two processes."""
+    total = prompts_per_step * group
+    if total % processes:
+        raise ConfigError(f"train.prompts_per_step={prompts_per_step} x {group} completions = {total} does not "
+                          f"split over {processes} processes; choose prompts_per_step so the product divides")
+    return total // processes
+
+
+def vllm_args(gen) -> dict:
+    """TRL's vLLM settings from ``generation=vllm`` (nothing for the hf backend)."""
+    if gen.name != "vllm":
+        return {"use_vllm": False}
+    return {
+        "use_vllm": True,
+        "vllm_mode": gen.vllm_mode,
+        "vllm_gpu_memory_utilization": gen.gpu_memory_utilization,
+        "vllm_tensor_parallel_size": gen.tensor_parallel_size,
+        "vllm_max_model_length": gen.max_model_len,
+        "vllm_server_base_url": gen.server_base_url,
+        "vllm_server_host": gen.server_host,
+        "vllm_server_port": gen.server_port,
+        "vllm_enable_sleep_mode": gen.enable_sleep_mode,
+        "vllm_importance_sampling_correction": gen.importance_sampling_correction,
+    }
 
 
 def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
@@ -38,7 +68,7 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
         weight_decay=a.weight_decay,
         max_grad_norm=a.max_grad_norm,
         max_steps=cfg.train.steps,
-        per_device_train_batch_size=cfg.train.prompts_per_step * g,
+        per_device_train_batch_size=per_device_batch(cfg.train.prompts_per_step, g, world_size()),
         gradient_accumulation_steps=1,
         num_iterations=a.num_iterations,
         # the GRPO-family objective
@@ -53,13 +83,17 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
         entropy_coef=cfg.entropy.coef,
         # rollouts
         max_completion_length=gen.max_completion_length,
+        **vllm_args(gen),
         temperature=gen.temperature,
         top_p=gen.top_p,
         top_k=0,
         # bookkeeping: we log to MLflow ourselves and evaluate with our own protocol
         report_to="none",
         logging_steps=cfg.train.logging_steps,
-        save_strategy="no",
+        # checkpoints (train.save_every > 0): into output_dir, which is then the run's checkpoint dir
+        save_strategy="steps" if cfg.train.save_every > 0 else "no",
+        save_steps=max(cfg.train.save_every, 1),
+        save_total_limit=cfg.train.save_total_limit,
         eval_strategy="no",
         log_completions=False,
         disable_tqdm=cfg.quiet,
@@ -67,6 +101,7 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
         data_seed=cfg.seed,
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # every parameter gets a gradient; the extra graph walk is waste
     )
 
 
@@ -77,10 +112,12 @@ def build_dataset(task: TaskData) -> Dataset:
     ])
 
 
-def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callbacks=()):
-    """The configured trainer and its rollout recorder."""
-    reward_funcs, weights = build_reward_funcs(cfg.reward)
-    args = build_grpo_args(cfg, output_dir)
+def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callbacks=(), judge_backend=None,
+                 checkpoint_dir: Path | None = None):
+    """The configured trainer and its rollout recorder. With ``checkpoint_dir`` (``train.save_every > 0``)
+    TRL's output dir is that, so its checkpoints land where a restart of the same command finds them."""
+    reward_funcs, weights = build_reward_funcs(cfg.reward, judge_backend)
+    args = build_grpo_args(cfg, checkpoint_dir or output_dir)
     args.reward_weights = weights
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
     common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=build_dataset(task),
@@ -90,7 +127,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
         v = cfg.variant
         settings = DraftSettings(num_drafts=v.num_drafts, selection=v.selection, tie_break=v.tie_break,
                                  on_all_zero=v.on_all_zero, max_draft_tokens=v.max_draft_tokens,
-                                 draft_truncation=v.draft_truncation, template=v.template, rounds=v.rounds,
+                                 draft_truncation=v.draft_truncation, template=task.refinement_template(v.template),
+                                 rounds=v.rounds,
                                  seed=cfg.seed)
         trainer = IGRPOTrainer(draft_settings=settings, **common)
     else:

@@ -4,19 +4,24 @@ naming the bad value and what is allowed. Runs before anything is written (no ML
 from __future__ import annotations
 
 import os
+import re
 
 from igrpo.drafts import ALL_ZERO_POLICIES, SELECTION_RULES, TIE_BREAKS, TRUNCATION_SIDES, check_budget, resolve_template
 from igrpo.entropy import check_schedule
 from igrpo.errors import ConfigError, choice_error
-from igrpo.rewards import REWARDS
+from igrpo.evaluate import VERIFIERS as EVAL_VERIFIERS
+from igrpo.evaluate import eval_metric_names
+from igrpo.rewards import REWARDS, VERIFIERS
 from igrpo.tasks.arith import LEVELS
 from igrpo.tasks.registry import TASKS
+from igrpo.tasks.sources import SourceSpec, check_spec
 
 VARIANTS = ("grpo", "igrpo")
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 SCALE_REWARDS = ("group", "batch", "none")
 IMPORTANCE_LEVELS = ("token", "sequence")
-GENERATION_BACKENDS = ("hf",)
+GENERATION_BACKENDS = ("hf", "vllm")
+VLLM_MODES = ("colocate", "server")
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -64,31 +69,28 @@ def validate(cfg) -> None:
 
     _choice("reward", cfg.reward.name, REWARDS)
     _positive("reward.format_weight", cfg.reward.format_weight, strict=False)
+    _choice("reward.verifier", cfg.reward.verifier, VERIFIERS)
+    _positive("reward.verify_time_budget_s", cfg.reward.verify_time_budget_s)
+    if cfg.reward.name == "judge":
+        _validate_judge(cfg.reward.judge)
     check_schedule(cfg.entropy)
     _choice("generation", cfg.generation.name, GENERATION_BACKENDS)
     _positive("generation.temperature", cfg.generation.temperature)
     _positive("generation.max_completion_length", cfg.generation.max_completion_length)
     if not 0 < cfg.generation.top_p <= 1:
         raise ConfigError(f"generation.top_p={cfg.generation.top_p} is not valid; it must be in (0, 1]")
+    _validate_vllm(cfg)
 
-    _choice("task", cfg.task.name, TASKS)
-    if not cfg.task.eval_suites:
-        raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
-    for level in [*cfg.task.train_levels, *cfg.task.eval_suites]:
-        _choice("task level", level, LEVELS)
-    _positive("task.train_size", cfg.task.train_size)
-    _positive("task.eval_size", cfg.task.eval_size)
-
+    _validate_task(cfg)
     _positive("train.steps", cfg.train.steps)
     _positive("train.prompts_per_step", cfg.train.prompts_per_step)
-    _positive("eval.samples_per_problem", cfg.eval.samples_per_problem)
-    _positive("eval.temperature", cfg.eval.temperature)
-    _positive("eval.every_steps", cfg.eval.every_steps, strict=False)
+    _validate_eval(cfg)
     _positive("tracking.rollout_log_every", cfg.tracking.rollout_log_every, strict=False)
 
     objectives = objective_choices(cfg)
-    if cfg.objective not in objectives:
-        raise choice_error("objective", cfg.objective, objectives)
+    for name in objective_names(cfg.objective):
+        if name not in objectives:
+            raise choice_error("objective", name, objectives)
 
     _choice("device", cfg.device, DEVICES)
     _choice("model.dtype", cfg.model.dtype, DTYPES)
@@ -97,14 +99,119 @@ def validate(cfg) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda is not valid here: no CUDA device is visible; use device=cpu")
-    path = cfg.model.path
+    _validate_model(cfg, looks_like_local_path)
+
+
+def _validate_task(cfg) -> None:
+    """The task's own settings; a real task's data source is checked here, its rows when it is loaded."""
+    t = cfg.task
+    _choice("task", t.name, TASKS)
+    if t.name == "arith":
+        if not t.eval_suites and not cfg.eval.suites:
+            raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
+        for level in [*t.train_levels, *t.eval_suites]:
+            _choice("task level", level, LEVELS)
+        _positive("task.train_size", t.train_size)
+        _positive("task.eval_size", t.eval_size)
+    else:
+        check_spec(SourceSpec.from_cfg(t, "task"))
+        if t.max_train_size is not None:
+            _positive("task.max_train_size", t.max_train_size)
+        if not cfg.eval.suites:
+            raise ConfigError(f"eval={cfg.eval.name} is not valid with task={t.name}: a real dataset has no eval "
+                              "suites of its own; use eval=paper (or set eval.suites)")
+
+
+def _validate_eval(cfg) -> None:
+    e = cfg.eval
+    _positive("eval.samples_per_problem", e.samples_per_problem)
+    _positive("eval.temperature", e.temperature)
+    if not 0 < e.top_p <= 1:
+        raise ConfigError(f"eval.top_p={e.top_p} is not valid; it must be in (0, 1]")
+    _positive("eval.max_new_tokens", e.max_new_tokens)
+    _positive("eval.batch_size", e.batch_size)
+    _positive("eval.every_steps", e.every_steps, strict=False)
+    _choice("eval.verifier", e.verifier, EVAL_VERIFIERS)
+    _positive("eval.verify_time_budget_s", e.verify_time_budget_s)
+    for name, suite in e.suites.items():
+        if not _SUITE_NAME.fullmatch(str(name)) or name == "mean":
+            raise ConfigError(f"eval.suites.{name} is not a valid suite name; use letters, digits, _ - . "
+                              "(it becomes part of metric names; 'mean' is reserved)")
+        check_spec(SourceSpec.from_cfg(suite, f"eval.suites.{name}"))
+        if suite.samples is not None:
+            _positive(f"eval.suites.{name}.samples", suite.samples)
+        if suite.max_problems is not None:
+            _positive(f"eval.suites.{name}.max_problems", suite.max_problems)
+
+
+def _validate_model(cfg, looks_like_local_path) -> None:
+    m = cfg.model
+    if cfg.device == "cpu" and m.dtype != "float32":
+        raise ConfigError(f"model.dtype={m.dtype} is not valid with device=cpu (half precision needs a GPU); "
+                          "use device=cuda, or model.dtype=float32 on CPU")
+    if m.chat_template and not m.path:
+        raise ConfigError("model.chat_template=true needs model.path (the embedded tiny model has no chat template)")
+    path = m.path
     if path is not None and looks_like_local_path(path) and not os.path.isdir(os.path.expanduser(path)):
         raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
 
 
+_SUITE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def objective_names(objective) -> list[str]:
+    """``objective`` as a list: one metric name, or several for a multi-objective sweep."""
+    if isinstance(objective, str):
+        return [objective]
+    return [str(name) for name in objective]
+
+
+def eval_suite_names(cfg) -> list[str]:
+    """The suites a run evaluates: the eval config's own (eval=paper), else the task's (eval=toy)."""
+    return [str(s) for s in cfg.eval.suites] if cfg.eval.suites else [str(s) for s in cfg.task.eval_suites]
+
+
 def objective_choices(cfg) -> list[str]:
-    """The final metrics a run logs, any of which a sweeper can optimise."""
-    k = cfg.eval.samples_per_problem
-    metrics = [f"avg_at_{k}"] + (["greedy"] if cfg.eval.greedy else [])
-    suites = [*cfg.task.eval_suites, "mean"]
-    return [f"{prefix}/{suite}/{m}" for prefix in ("eval", "eval_gain") for suite in suites for m in metrics]
+    """The final metrics a run logs, any of which a sweeper can optimise: every eval metric (each suite with
+    its own k, the means) as ``eval/...`` and as its gain over the base model ``eval_gain/...``, and timings."""
+    evals = eval_metric_names(cfg.eval, eval_suite_names(cfg))
+    gains = [name.replace("eval/", "eval_gain/", 1) for name in evals]
+    return evals + gains + list(PERF_OBJECTIVES)
+
+
+# Timings logged with the final metrics; a multi-objective search can trade quality against them.
+PERF_OBJECTIVES = ("perf/train_seconds", "perf/run_seconds")
+
+
+def _validate_vllm(cfg) -> None:
+    """generation=vllm runs only on CUDA machines with the vllm extra installed."""
+    gen = cfg.generation
+    if gen.name != "vllm":
+        return
+    _choice("generation.vllm_mode", gen.vllm_mode, VLLM_MODES)
+    if not 0 < gen.gpu_memory_utilization <= 1:
+        raise ConfigError(f"generation.gpu_memory_utilization={gen.gpu_memory_utilization} is not valid; "
+                          "it must be in (0, 1]")
+    if cfg.device != "cuda":
+        raise ConfigError(f"generation=vllm needs device=cuda (got device={cfg.device}); use generation=hf on CPU")
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError("generation=vllm needs the vllm package: pip install -e '.[vllm]' (CUDA machines only)")
+
+
+def _validate_judge(j) -> None:
+    from igrpo.judge import BACKENDS
+    from igrpo.judge.protocol import VERDICT_MODES
+
+    _choice("reward.judge.backend", j.backend, BACKENDS)
+    _choice("reward.judge.verdict", j.verdict, VERDICT_MODES)
+    if not 0.0 <= j.fallback_score <= 1.0:
+        raise ConfigError(f"reward.judge.fallback_score={j.fallback_score} is not valid; it must be in [0, 1]")
+    for name in ("max_candidate_chars", "batch_size", "concurrency", "timeout_s", "cache_size"):
+        _positive(f"reward.judge.{name}", j[name])
+    _positive("reward.judge.max_retries", j.max_retries, strict=False)
+    _positive("reward.judge.backoff_s", j.backoff_s, strict=False)
+    if j.backend == "http" and not j.url:
+        raise ConfigError("reward.judge.url is required for reward.judge.backend=http "
+                          "(e.g. reward.judge.url=http://127.0.0.1:8000/v1)")

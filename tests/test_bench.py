@@ -2,9 +2,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, tiny_overrides
 
 
+@pytest.mark.slow  # two training subprocesses: run with `pytest -m slow`
 def test_bench_prints_numbers_and_ratios(model_cache, tmp_path):
     overrides = [o for o in tiny_overrides(model_cache) if not o.startswith("train.steps")]
     proc = subprocess.run([sys.executable, "-m", "igrpo.bench", "--steps", "3", *overrides], cwd=ROOT,

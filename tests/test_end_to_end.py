@@ -93,7 +93,7 @@ def test_grpo_run_rollouts_and_metrics(compose, tmp_path):
 def test_base_model_build_is_cached_and_logged(compose, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from igrpo.runner import resolve_policy_path
+    from igrpo.builds import resolve_policy_path
 
     cfg = compose(f"model.cache_dir={tmp_path / 'fresh_cache'}")
     mlflow.set_tracking_uri(cfg.tracking.uri)

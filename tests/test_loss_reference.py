@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from igrpo.runner import resolve_policy_path
+from igrpo.builds import resolve_policy_path
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
 from igrpo.trainer_factory import make_trainer

@@ -46,10 +46,16 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("IGRPO_CACHE", Path.cwd() / ".cache" / "igrpo"))
 
 
+# Config keys that do not change the built weights (prompting and real-data fields included, so adding such
+# fields never invalidates existing caches); the build reads only the embedded arithmetic task's keys.
+_UNBUILT_MODEL_KEYS = ("name", "path", "cache_dir", "dtype", "chat_template", "system_prompt", "prompt_template")
+_ARITH_TASK_KEYS = ("name", "data_seed", "train_levels", "eval_suites", "eval_size", "first_digits", "step_digits")
+
+
 def tiny_build_spec(model_cfg, task_cfg) -> dict:
     """Everything that determines the built weights; its hash is the cache key."""
-    fields = {k: v for k, v in dict(model_cfg).items() if k not in ("name", "path", "cache_dir", "dtype")}
-    task_fields = {k: v for k, v in dict(task_cfg).items() if k != "train_size"}
+    fields = {k: v for k, v in dict(model_cfg).items() if k not in _UNBUILT_MODEL_KEYS}
+    task_fields = {k: v for k, v in dict(task_cfg).items() if k in _ARITH_TASK_KEYS}
     return {
         "format": BUILD_FORMAT_VERSION,
         "model": fields,
@@ -101,15 +107,21 @@ def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInf
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
                      num_parameters=sum(p.numel() for p in model.parameters()),
                      seconds=time.perf_counter() - start)
-    # Write to a temporary sibling and rename, so an interrupted build never leaves a half-written cache.
-    Path(cache_root).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tiny-{key}-", dir=cache_root))
+    saved = {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")}
+    save_build(target, model, tokenizer, spec, saved)
+    return info
+
+
+def save_build(target: Path, model, tokenizer, spec: dict, info: dict) -> None:
+    """Save a built model under ``target`` atomically: written to a temporary sibling and renamed, so an
+    interrupted build never leaves a half-written cache entry (and a concurrent identical build wins once)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "igrpo_build_spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True))
-        saved = {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")}
-        (tmp / BUILD_INFO_FILE).write_text(json.dumps(saved, indent=2))
+        (tmp / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
         if target.exists():  # another process finished the same build first
             shutil.rmtree(tmp)
         else:
@@ -117,7 +129,6 @@ def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInf
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return info
 
 
 def looks_like_local_path(path: str) -> bool:
