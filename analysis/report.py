@@ -54,6 +54,16 @@ def collect(spec: Spec, scale: str, seeds: list[int], client) -> dict:
     return {p.key: matched[p.key] for p in planned}
 
 
+def check_paper_reference(spec: Spec) -> None:
+    """The spec's ``paper_reference`` must name one of the paper's tables held in ``analysis.paper_reference``
+    (checked here, not when the spec loads: ``experiments`` never imports ``analysis``)."""
+    from analysis.paper_reference import REFERENCES
+
+    if spec.paper_reference is not None and spec.paper_reference not in REFERENCES:
+        raise SpecError(f"{spec.path.name}: paper_reference={spec.paper_reference!r} is not valid; choose one of: "
+                        f"{', '.join(REFERENCES)}")
+
+
 def build(spec: Spec, scale: str, seeds: list[int], client, out: Path) -> list[Path]:
     """Write every output file into ``out`` (created); return the paths, sorted."""
     from analysis import figures as figs
@@ -63,6 +73,7 @@ def build(spec: Spec, scale: str, seeds: list[int], client, out: Path) -> list[P
     from analysis.paper_reference import REFERENCES
     from analysis.tables import build_summary, build_table
 
+    check_paper_reference(spec)
     matched = collect(spec, scale, seeds, client)
     sc = spec.scale(scale)
     table = build_table(spec, scale, matched, seeds, client)
@@ -106,7 +117,7 @@ def make_report(experiment: str, scale: str = "cpu", seeds: list[int] | None = N
                 tracking_uri: str | None = None, out: str | Path | None = None) -> Path:
     """Build the report of ``experiment`` into ``out`` (default ``reports/<experiment>/``): all files or none."""
     from analysis.load import client_for
-    from igrpo.tracking import resolve_tracking_uri
+    from igrpo.tracking.names import resolve_tracking_uri
 
     spec = load_spec(experiment)
     if scale not in SCALES:
@@ -121,6 +132,22 @@ def make_report(experiment: str, scale: str = "cpu", seeds: list[int] | None = N
     return target
 
 
+def _quiet_logs() -> None:
+    """Keep the terminal to the report's own lines; warnings stay available with IGRPO_VERBOSE=1."""
+    import logging
+    import os
+    import warnings
+
+    if os.environ.get("IGRPO_VERBOSE"):
+        return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore")
+    import analysis.load  # noqa: F401  (imports mlflow, which sets its loggers' level on import: first, then quiet)
+
+    for name in ("mlflow", "alembic", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n")[0])
     p.add_argument("experiment")
@@ -130,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         "else sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--out", default=None, help="output directory (default reports/<experiment>/)")
     args = p.parse_args(argv)
-    from igrpo.cli import quiet_third_party_logs
-
-    quiet_third_party_logs()
+    _quiet_logs()
     try:
         seeds = parse_seeds(args.seeds) if args.seeds is not None else None
         target = make_report(args.experiment, args.scale, seeds, args.tracking_uri, args.out)

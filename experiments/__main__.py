@@ -1,19 +1,23 @@
-"""``python -m experiments``: list the specs, or run one at a scale (resumably), or print its commands.
+"""``python -m experiments``: list the specs, or run one at a scale as a Hydra multirun (resumably).
 
     python -m experiments list
     python -m experiments run table1 --scale cpu [--seeds 0,1,2] [--dry-run] [--tracking-uri URI] [-- overrides]
 
-Overrides after ``--`` go to every run, last (they win over the spec's) and count in its config hash.
-User mistakes end with one line on stderr and exit status 2.
+Overrides after ``--``: ``hydra/...`` and ``hydra.*`` choose the launcher and its settings (e.g.
+``hydra/launcher=local_parallel hydra.launcher.n_jobs=2``, ``hydra/launcher=slurm hydra.launcher.partition=gpu``)
+and ``tracking.*`` the MLflow destination; every other one goes to every run, last (it wins over the spec's) and
+counts in its config hash. Runs whose hash already FINISHED are skipped. User mistakes end with one line on stderr
+and exit status 2; a failed run ends the command with the multirun's status (the FINISHED runs are kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
-from experiments.plan import parse_seeds, plan_runs
+from experiments.plan import override_key, parse_seeds, plan_runs, split_extras
 from experiments.spec import SCALES, SpecError, load_spec, spec_names
 from igrpo.errors import ConfigError
 
@@ -22,14 +26,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the experiments and their arms")
-    r = sub.add_parser("run", help="run (or with --dry-run print) every run of an experiment")
+    r = sub.add_parser("run", help="run (or with --dry-run print) every run of an experiment as one Hydra multirun")
     r.add_argument("experiment")
     r.add_argument("--scale", default="cpu", help=f"one of: {', '.join(SCALES)} (default cpu)")
     r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the spec's)")
-    r.add_argument("--dry-run", action="store_true", help="print the `python run.py` commands, run nothing")
+    r.add_argument("--dry-run", action="store_true", help="write the plan and print the multirun command, run nothing")
     r.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, "
                                                         "else sqlite:///<cwd>/mlflow.db)")
-    r.add_argument("--out", default="outputs/experiments", help="scratch directory of the runs")
+    r.add_argument("--out", default="outputs/experiments", help="where the sweep dirs go: <out>/<experiment>/<scale>/")
     return p
 
 
@@ -45,35 +49,58 @@ def _list() -> None:
                   f"{list(sc.seeds)}")
 
 
-def _run(args, extra: list[str]) -> None:
-    from igrpo.tracking import resolve_tracking_uri
+def _run(args, extra: list[str]) -> int:
+    from igrpo.tracking.names import resolve_tracking_uri
 
     spec = load_spec(args.experiment)
     if args.scale not in SCALES:
         raise SpecError(f"--scale={args.scale} is not valid; choose one of: {', '.join(SCALES)}")
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-    if args.dry_run:
-        runs = plan_runs(spec, args.scale, seeds, extra, tracking_uri=args.tracking_uri)
-        print(f"# {spec.name} at scale {args.scale}: {len(runs)} runs into MLflow experiment '{spec.name}' "
-              f"(each also gets tracking.parent_run_id=<the invocation's parent run>)")
-        for run in runs:
-            print(run.command())
-        return
+    run_level, tracking, hydra_level = split_extras(extra)
+    uris = [o.split("=", 1)[1].strip("'\"") for o in tracking if override_key(o) == "tracking.uri"]
+    explicit_uri = uris[-1] if uris else args.tracking_uri
+    tracking = [o for o in tracking if override_key(o) != "tracking.uri"]
+    uri = resolve_tracking_uri(explicit_uri)
+
     from igrpo.cli import quiet_third_party_logs
 
     quiet_third_party_logs()
-    from experiments.execute import execute
+    from experiments import execute
 
-    uri = resolve_tracking_uri(args.tracking_uri)
-    runs = plan_runs(spec, args.scale, seeds, extra, tracking_uri=uri)
+    runs = plan_runs(spec, args.scale, seeds, run_level)
+    local = execute.launcher_is_local(hydra_level)
+    sweep_root = Path(args.out).resolve() / spec.name / args.scale
+    configs = execute.compose_runs(runs, sweep_root, check_values=local and not args.dry_run, extra=tracking)
+    pending = execute.pending_runs(runs, configs, uri)
     print(f"{spec.name} at scale {args.scale}: {len(runs)} planned runs, MLflow {uri}")
-    outcome = execute(runs, uri, Path(args.out) / spec.name / args.scale)
-    print(f"done: {len(outcome.launched)} launched, {len(outcome.skipped)} skipped (already FINISHED)"
-          + (f"; parent run {outcome.parent_run_id}" if outcome.parent_run_id else ""))
-    seeds_arg = f" --seeds {args.seeds}" if args.seeds else ""
-    print(f"report: python -m analysis.report {spec.name} --scale {args.scale}{seeds_arg}"
-          + (f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""))
+    for run, run_id, run_name in pending.skipped:
+        print(f"skip   {run.describe()}: FINISHED run {run_name} ({run_id}) has config_hash {pending.hashes[run.key]}")
+    report = (f"python -m analysis.report {spec.name} --scale {args.scale}"
+              + (f" --seeds {args.seeds}" if args.seeds else "")
+              + (f" --tracking-uri {explicit_uri}" if explicit_uri else ""))
+    if not pending.todo:
+        print(f"nothing to launch: all {len(runs)} runs already FINISHED\nreport: {report}")
+        return 0
+
+    sweep_dir = execute.new_sweep_dir(sweep_root)
+    plan_file = execute.write_plan(pending.todo, sweep_dir / "plan.json")
+    command = execute.multirun_command(spec.name, args.scale, plan_file, sweep_dir, explicit_uri, tracking,
+                                       hydra_level)
+    for i, run in enumerate(pending.todo):
+        print(f"run #{i} {run.describe()}: {' '.join(shlex.quote(o) for o in run.overrides)}")
+    print(f"multirun: {execute.shown(command)}", flush=True)
+    if args.dry_run:
+        print(f"dry run: nothing launched; the plan is in {plan_file}")
+        return 0
+    status = execute.launch(command)
+    if status != 0:
+        print(f"error: the multirun ended with status {status}; runs that FINISHED are kept, so the same command "
+              "runs the rest", file=sys.stderr)
+        return status
+    print(f"done: {len(pending.todo)} launched, {len(pending.skipped)} skipped (already FINISHED)")
+    print(f"report: {report}")
     print(f"view:   mlflow ui --backend-store-uri {uri} --workers 1")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,12 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             _list()
-        else:
-            _run(args, extra)
+            return 0
+        return _run(args, extra)
     except (SpecError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

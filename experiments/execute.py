@@ -1,40 +1,64 @@
-"""Run an experiment's planned runs in this process, resumably, under one MLflow parent run.
+"""Execute an experiment's plan as ONE Hydra multirun, resumably, so any Hydra launcher runs it (DESIGN decision 8).
 
-Order of work, so that a mistake costs nothing: check every override's config-group choice, compose
-every run with the real Hydra config and validate it (one-line error, nothing written), compute each
-run's ``config_hash`` and look in MLflow for a FINISHED run with that hash in this experiment (those
-are skipped and printed), and only then open the parent run (``<spec>-<scale>``, tag
-``phase=experiment``) and launch the rest one after another as its children. A run that fails marks
-the parent FAILED (the runner does it); the FINISHED runs before it are kept, so the same command
-resumes where it stopped.
+Order of work, so that a mistake costs nothing: check every run-level override's config-group choice, compose every
+planned run with the real Hydra config and validate it (one-line error, nothing written), compute each run's
+``config_hash`` and ask the tracking wing for a FINISHED run with that hash and the same table tags in the spec's
+MLflow experiment (those are skipped and printed), write the rest to a plan file in a fresh sweep dir, and only
+then run
+
+    python run.py -m hydra/sweeper=igrpo_plan hydra.sweeper.plan=<sweep dir>/plan.json hydra.sweep.dir=<sweep dir>
+        tracking.experiment=<spec> tracking.parent_key=experiment:<spec>:<scale> tracking.parent_name=<spec>-<scale>
+        ++tracking.tags.experiment=<spec> ++tracking.tags.scale=<scale> [tracking.uri=...] [tracking.* / hydra extras]
+
+from the caller's working directory, its output streamed, its exit status returned. The plan sweeper
+(``hydra_plugins/igrpo_plan_sweeper``) hands every run to the launcher in one call (joblib runs them side by side,
+SLURM submits them). MLflow: this module creates no run and imports no mlflow; igrpo's multirun callback finds or
+creates the parent run by ``tracking.parent_key`` (one parent per spec and scale, reopened by every invocation,
+tagged phase/experiment/scale from the command line), nests every job under it and ends it FINISHED, or FAILED if a
+run failed. The FINISHED runs are kept either way, so the same command resumes where it stopped.
+
+Values are checked on this machine when the runs will run here (the default and the joblib launcher). With another
+launcher (``hydra/launcher=slurm``) the runs are composed and type-checked here, and each job checks its values where
+it runs (CUDA and vLLM exist on the cluster's nodes, not necessarily on the submitting one); so is a dry run.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import shlex
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.plan import PlannedRun
+from experiments.plan import PlannedRun, override_key
 from igrpo.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = ROOT / "conf"
+RUN_PY = ROOT / "run.py"
+LOCAL_LAUNCHERS = ("basic", "local_parallel", "joblib")  # hydra/launcher options that run the jobs on this machine
 
 
 @dataclass
-class Outcome:
-    launched: list[str] = field(default_factory=list)  # run ids
-    skipped: list[str] = field(default_factory=list)  # run ids of the FINISHED runs reused
-    parent_run_id: str | None = None
+class Pending:
+    """The plan after the MLflow lookup: what runs, and what is already FINISHED."""
+    todo: list[PlannedRun] = field(default_factory=list)
+    skipped: list[tuple[PlannedRun, str, str]] = field(default_factory=list)  # (run, FINISHED run id, its name)
+    hashes: dict = field(default_factory=dict)  # PlannedRun.key -> config_hash
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", text).strip("_") or "x"
+def launcher_is_local(hydra_overrides: list[str]) -> bool:
+    """Whether the chosen ``hydra/launcher`` (default: basic) runs the jobs on this machine."""
+    chosen = [o.split("=", 1)[1] for o in hydra_overrides if override_key(o) == "hydra/launcher" and "=" in o]
+    return not chosen or chosen[-1] in LOCAL_LAUNCHERS
 
 
-def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool = True) -> list:
-    """The composed config of every run, value-checked by ``igrpo.validate`` unless ``check_values`` is False
-    (e.g. a paper-scale plan on a machine without CUDA); ConfigError with one line on the first bad one."""
+def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool = True, extra: list[str] = ()) -> list:
+    """The composed config of every run (with ``extra`` overrides last), value-checked by ``igrpo.validate`` unless
+    ``check_values`` is False (e.g. a paper-scale plan on a machine without CUDA); ConfigError with one line on the
+    first bad one."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -47,12 +71,12 @@ def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool =
     configs = []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for run in runs:
-            bad = find_bad_group_choice(list(run.overrides), CONF_DIR)
+            overrides = [*run.overrides, *extra]
+            bad = find_bad_group_choice(overrides, CONF_DIR)
             if bad:
                 raise ConfigError(f"{run.describe()}: {bad}")
-            out = output_root / _slug(run.group.label) / _slug(run.arm.label) / f"s{run.seed}"
-            try:
-                cfg = compose("config", overrides=[*run.overrides, f"output_dir={out}"])
+            try:  # output_dir is the job's Hydra dir when it runs; any path here (not part of the hash)
+                cfg = compose("config", overrides=[*overrides, f"output_dir={output_root}"])
             except (HydraException, OmegaConfBaseException) as err:
                 raise ConfigError(f"{run.describe()}: {_first_line(err)}") from None
             try:
@@ -72,7 +96,7 @@ def _first_line(err: Exception) -> str:
 
 def _check_distinct(runs: list[PlannedRun], configs: list) -> None:
     """Two planned runs with one config would be one experiment twice, and two with one name confuse the UI."""
-    from igrpo.runner import config_hash, default_run_name
+    from igrpo.config import config_hash, default_run_name
 
     seen_hash: dict[str, PlannedRun] = {}
     seen_name: dict[str, PlannedRun] = {}
@@ -87,59 +111,77 @@ def _check_distinct(runs: list[PlannedRun], configs: list) -> None:
         seen_hash[h], seen_name[name] = run, run
 
 
-def finished_run(client, experiment: str, chash: str):
-    """The newest FINISHED run of ``experiment`` with this config hash, or None."""
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return None
-    found = client.search_runs([exp.experiment_id],
-                               filter_string=f"tags.config_hash = '{chash}' and tags.experiment = '{experiment}' "
-                                             "and attributes.status = 'FINISHED'",
-                               order_by=["attributes.start_time DESC"], max_results=1)
-    return found[0] if found else None
+def store_exists(tracking_uri: str) -> bool:
+    """False for a SQLite store whose file is not there yet (nothing can have FINISHED; asking would create it)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///"):]).exists()
+    return True
 
 
-def execute(runs: list[PlannedRun], tracking_uri: str, output_root: Path, echo=print) -> Outcome:
-    """Launch every planned run that has no FINISHED twin in MLflow; return what was launched / skipped."""
-    import mlflow
-    from omegaconf import open_dict
+def pending_runs(runs: list[PlannedRun], configs: list, tracking_uri: str) -> Pending:
+    """Split the plan into runs to launch and runs whose config_hash (with the same table tags) already FINISHED in
+    the spec's MLflow experiment."""
+    from igrpo.config import config_hash
 
-    from igrpo.runner import config_hash, default_run_name, run as run_one
-    from igrpo.tracking import ensure_experiment
-
-    configs = compose_runs(runs, output_root)
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient(tracking_uri)
-    outcome, todo = Outcome(), []
-    for planned, cfg in zip(runs, configs):
-        chash = config_hash(cfg)
-        done = finished_run(client, planned.experiment, chash)
-        if done is not None:
-            outcome.skipped.append(done.info.run_id)
-            echo(f"skip   {planned.describe()}: FINISHED run {done.info.run_name} ({done.info.run_id}) "
-                 f"has config_hash {chash}")
+    out = Pending()
+    lookup = store_exists(tracking_uri)
+    if lookup:
+        from igrpo.tracking.parent import finished_run_with_hash
+    for run, cfg in zip(runs, configs):
+        chash = out.hashes[run.key] = config_hash(cfg)
+        done = finished_run_with_hash(tracking_uri, run.experiment, chash, run.tags) if lookup else None
+        if done is None:
+            out.todo.append(run)
         else:
-            todo.append((planned, cfg))
-    if not todo:
-        echo(f"nothing to launch: all {len(runs)} runs already FINISHED")
-        return outcome
+            out.skipped.append((run, *done))
+    return out
 
-    first = runs[0]
-    parent = client.create_run(ensure_experiment(first.experiment), run_name=f"{first.experiment}-{first.scale}",
-                               tags={"phase": "experiment", "experiment": first.experiment, "scale": first.scale,
-                                     "planned_runs": str(len(runs)), "launched_runs": str(len(todo))})
-    outcome.parent_run_id = parent.info.run_id
-    for i, (planned, cfg) in enumerate(todo, 1):
-        with open_dict(cfg):
-            cfg.tracking.parent_run_id = outcome.parent_run_id
-        echo(f"launch [{i}/{len(todo)}] {planned.describe()}: {cfg.tracking.run_name or default_run_name(cfg)}")
-        try:
-            result = run_one(cfg)  # a failure marks the parent FAILED and propagates
-        except KeyboardInterrupt:
-            client.set_terminated(outcome.parent_run_id, status="KILLED")
-            raise
-        outcome.launched.append(result.run_id)
-        values = result.objective if isinstance(result.objective, list) else [result.objective]
-        echo(f"       FINISHED {result.run_id}: objective {', '.join(f'{v:.4f}' for v in values)}")
-    client.set_terminated(outcome.parent_run_id, status="FINISHED")
-    return outcome
+
+def new_sweep_dir(root: Path) -> Path:
+    """``<root>/<date>_<time>`` (a suffix if two invocations start in the same second), created."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    path, n = root / stamp, 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def write_plan(runs: list[PlannedRun], path: Path) -> Path:
+    """The plan file of the ``igrpo_plan`` sweeper: one ``{"label", "overrides"}`` per run, in launch order."""
+    path.write_text(json.dumps([{"label": r.describe(), "overrides": list(r.overrides)} for r in runs], indent=1)
+                    + "\n")
+    return path
+
+
+def multirun_command(experiment: str, scale: str, plan_file: Path, sweep_dir: Path, tracking_uri: str | None,
+                     tracking: list[str], hydra_level: list[str], python: str = sys.executable) -> list[str]:
+    """``python run.py -m`` with the plan sweeper, the parent run's key/name/tags and the command line's
+    MLflow and launcher settings (last, so a user's ``hydra.sweep.dir=...`` wins)."""
+    from experiments.plan import _quote
+
+    return [python, str(RUN_PY), "-m", "hydra/sweeper=igrpo_plan", f"hydra.sweeper.plan={_quote(str(plan_file))}",
+            f"hydra.sweep.dir={_quote(str(sweep_dir))}", f"tracking.experiment={experiment}",
+            f"tracking.parent_key=experiment:{experiment}:{scale}", f"tracking.parent_name={experiment}-{scale}",
+            f"++tracking.tags.experiment={experiment}", f"++tracking.tags.scale={scale}",
+            *([f"tracking.uri={_quote(tracking_uri)}"] if tracking_uri else []), *tracking, *hydra_level]
+
+
+def shown(command: list[str]) -> str:
+    """The command as a user would type it: ``python run.py ...`` (run.py relative when it is in the cwd)."""
+    run_py = Path(command[1])
+    try:
+        run_py = run_py.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return " ".join(shlex.quote(c) for c in ["python", str(run_py), *command[2:]])
+
+
+def launch(command: list[str]) -> int:
+    """Run the multirun from the caller's working directory, its output streamed; its exit status."""
+    proc = subprocess.Popen(command)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the multirun too; let it close its runs
+        return proc.wait() or 130

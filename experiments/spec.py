@@ -1,33 +1,107 @@
-"""Experiment specs: one YAML file per paper result under ``experiments/specs/``, loaded and checked here.
+"""Experiment specs: one YAML file per paper result under ``experiments/specs/``, loaded through a typed schema.
 
 A spec names *what* to compare (arms: a label and Hydra overrides), *where* (row groups, e.g. one per
 base model or per optimizer), *how often* (seeds) and *how to show it* (table layout, figures), at two
 scales: ``cpu`` (the embedded tiny default, minutes on a laptop) and ``paper`` (real models on GPUs; it
-must plan and dry-run here, and runs once its config files and a GPU exist). ``specs/_scales.yaml``
-holds what every spec shares per scale (seeds, the paper's training recipe, the paper's suites and
-their avg@k); a spec's own ``scales.<scale>`` block extends it (overrides appended, other keys replace,
-``table`` keys merged). Every mistake is one line naming the file, the bad value and the valid choices.
+must plan and dry-run here, and runs once a GPU exists). ``specs/_scales.yaml`` holds what every spec shares
+per scale (seeds, the paper's training recipe, the paper's suites and their avg@k); a spec's own
+``scales.<scale>`` block extends it (overrides appended, other keys replace, ``table`` keys merged over the
+spec's top-level ``table``, which merges over ``_scales.yaml``'s). A scale's ``when`` adds overrides to the runs
+that choose one option, e.g. ``when: {variant=igrpo: [variant.template=paper]}``: a field that only one option of a
+group has (iGRPO's draft settings) can be part of a scale's recipe without reaching the runs of the other option.
+
+Loading: each YAML file is merged onto OmegaConf structured dataclasses (``SpecFile``, ``ScalesFile`` below), so
+an unknown key or a wrong type is refused by the schema; the error becomes one line naming the file, the key
+and the valid keys (or the expected type). What a schema cannot say (labels, unique labels, the baseline is an
+arm, figure names, seeds >= 0, overrides look like ``key=value``) is checked after. The result is plain frozen
+dataclasses (``Spec``, ``Scale``, ``Arm``, ``Group``, ``TableLayout``) that ``experiments.plan`` and ``analysis``
+read. The spec's ``paper_reference`` is checked by ``analysis.report`` (the paper's numbers live there; this
+package never imports ``analysis``). Imports: yaml and omegaconf only, nothing from ``igrpo``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Dict, List, Optional
 
 import yaml
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SCALES = ("cpu", "paper")
 # Figure names understood by analysis.figures (kept here so a spec is checked without importing matplotlib).
 FIGURES = ("entropy", "reward", "draft_vs_refinement", "completion_length", "zero_std", "kl")
+DEFAULT_SUMMARY = ("train/reward", "train/entropy", "train/frac_groups_zero_std", "draft/best_reward_mean",
+                   "draft/frac_groups_zero_std", "perf/train_seconds")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+\-=()/]*$")  # shown in tables, stored as MLflow tags
 _SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # appended to run names
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.\-/]*=")
+_CHOICE = re.compile(r"^[A-Za-z_][\w.\-/]*=[\w.\-]+$")  # a `when` condition: key=value
 
 
 class SpecError(ValueError):
     """A spec file is malformed; the message is one line naming the file and the bad value."""
+
+
+# --- the file schemas (what a YAML file may hold; None = not given) ---------------------------------------------
+
+
+@dataclass
+class ItemFile:
+    """An arm or a row group."""
+    label: str = MISSING  # e.g. "iGRPO" or a base model; the MLflow tag `arm` / `group` and a row name
+    overrides: List[str] = field(default_factory=list)  # Hydra overrides of run.py, e.g. [variant=grpo]
+    suffix: Optional[str] = None  # run-name suffix when the label's config is not visible in the default name
+
+
+@dataclass
+class TableFile:
+    base_row: Optional[bool] = None  # add a "base" row per group from the step-0 (pre-training) eval
+    baseline: Optional[str] = None  # arm label that the Δ column is measured against
+    metric: Optional[str] = None  # metric of every suite; {k} = the run's eval.samples_per_problem
+    suite_metrics: Optional[Dict[str, str]] = None  # per-suite metric, e.g. {aime25: avg_at_64}
+    suites: Optional[List[str]] = None  # column order; none = the suites the runs logged
+    suite_labels: Optional[Dict[str, str]] = None  # column titles, e.g. {aime25: AIME25}
+    percent: Optional[bool] = None  # show accuracies as percentages, like the paper
+
+
+@dataclass
+class ScaleFile:
+    description: Optional[str] = None
+    seeds: Optional[List[int]] = None
+    overrides: List[str] = field(default_factory=list)  # appended to _scales.yaml's
+    groups: Optional[List[ItemFile]] = None
+    table: TableFile = field(default_factory=TableFile)
+    # "group=option" -> overrides added to the runs that choose that option (on the command line they come right
+    # after the scale's overrides, so an arm's own overrides still win); lists are appended to _scales.yaml's
+    when: Optional[Dict[str, List[str]]] = None
+
+
+@dataclass
+class ScalesFile:
+    cpu: Optional[ScaleFile] = None
+    paper: Optional[ScaleFile] = None
+
+
+@dataclass
+class SpecFile:
+    name: str = MISSING  # must match the file name
+    title: Optional[str] = None  # default: the name
+    description: str = ""
+    arms: List[ItemFile] = MISSING
+    table: TableFile = field(default_factory=TableFile)  # every scale's table layout (a scale's own table wins)
+    figures: List[str] = field(default_factory=list)  # names in FIGURES
+    summary_metrics: Optional[List[str]] = None  # default: DEFAULT_SUMMARY
+    paper_reference: Optional[str] = None  # the paper's numbers to print beside ours (checked by analysis.report)
+    scales: ScalesFile = MISSING
+
+
+# --- what a loaded spec is ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -63,6 +137,7 @@ class Scale:
     overrides: tuple[str, ...]
     groups: tuple[Group, ...]
     table: TableLayout
+    when: dict = field(default_factory=dict)  # "key=value" -> tuple of overrides for the runs that choose it
 
 
 @dataclass(frozen=True)
@@ -83,15 +158,6 @@ class Spec:
         return self.scales[name]
 
 
-_SPEC_KEYS = ("name", "title", "description", "arms", "table", "figures", "summary_metrics", "paper_reference",
-              "scales")
-_SCALE_KEYS = ("description", "seeds", "overrides", "groups", "table")
-_ITEM_KEYS = ("label", "overrides", "suffix")
-_TABLE_KEYS = tuple(TableLayout.__dataclass_fields__)
-DEFAULT_SUMMARY = ("train/reward", "train/entropy", "train/frac_groups_zero_std", "draft/best_reward_mean",
-                   "draft/frac_groups_zero_std", "perf/train_seconds")
-
-
 def spec_names(spec_dir: Path = SPEC_DIR) -> list[str]:
     return sorted(p.stem for p in spec_dir.glob("*.yaml") if not p.stem.startswith("_"))
 
@@ -105,8 +171,14 @@ def load_spec(name_or_path: str | Path, spec_dir: Path = SPEC_DIR) -> Spec:
             raise SpecError(f"unknown experiment {str(name_or_path)!r}; choose one of: {', '.join(names)}")
         path = spec_dir / f"{name_or_path}.yaml"
     raw = _read(path)
-    defaults = _read(spec_dir / "_scales.yaml") if (spec_dir / "_scales.yaml").exists() else {}
-    return _build(raw, defaults, path)
+    spec_file = _typed(SpecFile, raw, path.name, "")
+    shared_path = spec_dir / "_scales.yaml"
+    shared_raw = _read(shared_path) if shared_path.exists() else {}
+    shared = _typed(ScalesFile, shared_raw, shared_path.name, "")
+    return _build(spec_file, raw, shared, shared_raw, path)
+
+
+# --- schema merge with one-line errors ---------------------------------------------------------------------------
 
 
 def _read(path: Path) -> dict:
@@ -114,131 +186,209 @@ def _read(path: Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as err:
         raise SpecError(f"{path}: cannot read spec: {str(err).splitlines()[0]}") from None
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec must be a mapping of keys to values")
+        raise SpecError(f"{path.name}: a spec must be a mapping of keys to values")
     return data
 
 
-def _build(raw: dict, defaults: dict, path: Path) -> Spec:
+def _typed(schema: type, raw, where: str, at: str):
+    """``raw`` merged onto the structured ``schema`` (a DictConfig), nested nodes first so that an error names the
+    full path (OmegaConf loses it inside lists); SpecError with one line on an unknown key or a wrong type."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: {at.rstrip('.') or 'the file'}={raw!r} is not valid; {_type_text(schema)}")
+    hints = typing.get_type_hints(schema)
+    for key, value in raw.items():
+        if key not in hints or value is None:
+            continue
+        inner, is_list = _structured(hints[key])
+        if inner is None:
+            continue
+        if not is_list:
+            _typed(inner, value, where, f"{at}{key}.")
+        elif not isinstance(value, list):
+            raise SpecError(f"{where}: {at}{key}={value!r} is not valid; {_type_text(hints[key])}")
+        else:
+            for i, item in enumerate(value):
+                _typed(inner, item, where, f"{at}{key}[{i}].")
+    try:
+        node = OmegaConf.merge(OmegaConf.structured(schema), raw)
+    except OmegaConfBaseException as err:
+        raise SpecError(_schema_error(schema, raw, where, at, err)) from None
+    missing = [k for k in hints if OmegaConf.is_missing(node, k)]
+    if missing:
+        raise SpecError(f"{where}: {at}{missing[0]} is required; {_type_text(hints[missing[0]])}")
+    return node
+
+
+def _structured(tp) -> tuple[type | None, bool]:
+    """(the dataclass inside ``tp``, whether it is a list of them), or (None, False)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Union and len(args) == 1:
+        return _structured(args[0])
+    if dataclasses.is_dataclass(tp):
+        return tp, False
+    if typing.get_origin(tp) in (list, List) and args and dataclasses.is_dataclass(args[0]):
+        return args[0], True
+    return None, False
+
+
+def _schema_error(schema: type, raw: dict, where: str, at: str, err: OmegaConfBaseException) -> str:
+    hints = typing.get_type_hints(schema)
+    if isinstance(err, ConfigKeyError) and err.key is not None and err.key not in hints:
+        return f"{where}: {at}{err.key} is not a valid key; choose one of: {', '.join(hints)}"
+    key = str(err.full_key or "").split(".")[0].split("[")[0]
+    if key not in raw:  # OmegaConf did not say where: find the key that fails on its own
+        key = next((k for k in raw if not _merges(schema, {k: raw[k]})), next(iter(raw), ""))
+    index = re.match(rf"^{re.escape(key)}\[(\d+)\]$", str(err.full_key or ""))
+    value, tp, shown = raw.get(key), hints.get(key), f"{at}{key}"
+    if index and isinstance(value, list) and int(index.group(1)) < len(value):
+        value, tp, shown = value[int(index.group(1))], _element(tp), f"{shown}[{index.group(1)}]"
+    return f"{where}: {shown}={value!r} is not valid; {_type_text(tp)}"
+
+
+def _merges(schema: type, raw: dict) -> bool:
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), raw)
+        return True
+    except OmegaConfBaseException:
+        return False
+
+
+def _element(tp):
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Union and len(args) == 1:
+        return _element(args[0])
+    return args[0] if args else tp
+
+
+def _type_text(tp, plural: bool = False) -> str:
+    """What a value of type ``tp`` must be, in words (for the one-line errors)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) is typing.Union and len(args) == 1:
+        return _type_text(args[0], plural)
+    if dataclasses.is_dataclass(tp):
+        keys = ", ".join(f.name for f in dataclasses.fields(tp))
+        return f"{'they' if plural else 'it'} must be {'mappings' if plural else 'a mapping'} with the keys: {keys}"
+    origin = typing.get_origin(tp)
+    if origin in (list, List):
+        inner = args[0] if args else str
+        if dataclasses.is_dataclass(inner):
+            keys = ", ".join(f.name for f in dataclasses.fields(inner))
+            return f"it must be a list of mappings with the keys: {keys}"
+        return f"it must be a list of {_NOUNS.get(inner, ('values', 'values'))[1]}"
+    if origin in (dict, Dict):
+        return "it must be a mapping of names to text"
+    if tp is bool:
+        return "choose one of: true, false"
+    return f"it must be {_NOUNS.get(tp, ('a value', 'values'))[0]}"
+
+
+_NOUNS = {str: ("a string", "strings"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          bool: ("true or false", "true/false values")}
+
+
+# --- from the typed files to a Spec, with the checks a schema cannot express -------------------------------------
+
+
+def _plain(node) -> dict:
+    """A typed node as plain Python (interpolation-looking text such as ``${...}`` in an override stays text)."""
+    return OmegaConf.to_container(node, resolve=False)
+
+
+def _given(node, raw) -> dict:
+    """Only the keys the file wrote (typed): what a layer changes when layers are merged."""
+    values = _plain(node)
+    return {k: values[k] for k in (raw or {})}
+
+
+def _build(spec_file, raw: dict, shared, shared_raw: dict, path: Path) -> Spec:
     where = path.name
-    _keys(where, "", raw, _SPEC_KEYS)
-    name = _string(where, "name", raw.get("name"))
-    if name != path.stem:
-        raise SpecError(f"{where}: name={name!r} must match the file name ({path.stem!r})")
-    arms = tuple(_item(where, f"arms[{i}]", a, Arm) for i, a in enumerate(_list(where, "arms", raw.get("arms"))))
+    s = _plain(spec_file)
+    if s["name"] != path.stem:
+        raise SpecError(f"{where}: name={s['name']!r} must match the file name ({path.stem!r})")
+    arms = tuple(_item(where, f"arms[{i}]", a, Arm) for i, a in enumerate(s["arms"]))
     if not arms:
         raise SpecError(f"{where}: arms=[] is not valid; name at least one arm")
     _unique(where, "arms", [a.label for a in arms])
-    figures = tuple(_list(where, "figures", raw.get("figures", [])))
-    for fig in figures:
+    for fig in s["figures"]:
         if fig not in FIGURES:
             raise SpecError(f"{where}: figures: {fig!r} is not valid; choose one of: {', '.join(FIGURES)}")
-    summary_raw = _list(where, "summary_metrics", raw.get("summary_metrics", list(DEFAULT_SUMMARY)))
-    summary = tuple(_string(where, "summary_metrics", m) for m in summary_raw)
-    scales_raw = raw.get("scales")
-    if not isinstance(scales_raw, dict):
-        raise SpecError(f"{where}: scales must be a mapping with the keys: {', '.join(SCALES)}")
-    for scale in scales_raw:
-        if scale not in SCALES:
-            raise SpecError(f"{where}: scales.{scale} is not valid; choose one of: {', '.join(SCALES)}")
-    missing = [s for s in SCALES if s not in scales_raw]
+    scales_raw = raw["scales"] or {}
+    missing = [name for name in SCALES if name not in scales_raw]
     if missing:
         raise SpecError(f"{where}: scales.{missing[0]} is missing; every spec declares: {', '.join(SCALES)}")
-    scales = {s: _scale(where, s, defaults.get(s) or {}, raw.get("table") or {}, scales_raw[s] or {}, arms)
-              for s in SCALES}
-    reference = raw.get("paper_reference")
-    if reference is not None:
-        from analysis.paper_reference import REFERENCES
+    scales = {}
+    for name in SCALES:
+        own_raw = scales_raw.get(name) or {}
+        default_raw = shared_raw.get(name) or {}
+        layers = [(shared[name].table if default_raw else None, default_raw.get("table")),  # later layers win
+                  (spec_file.table, raw.get("table")),
+                  (spec_file.scales[name].table if own_raw else None, own_raw.get("table"))]
+        own = _given(spec_file.scales[name], own_raw) if own_raw else {}
+        default = _given(shared[name], default_raw) if default_raw else {}
+        scales[name] = _scale(where, name, default, own, layers, arms)
+    summary = tuple(s["summary_metrics"] if s["summary_metrics"] is not None else DEFAULT_SUMMARY)
+    return Spec(name=s["name"], title=s["title"] or s["name"], description=s["description"] or "", arms=arms,
+                scales=scales, figures=tuple(s["figures"]), summary_metrics=summary,
+                paper_reference=s["paper_reference"], path=path)
 
-        if reference not in REFERENCES:
-            raise SpecError(f"{where}: paper_reference={reference!r} is not valid; choose one of: "
-                            f"{', '.join(REFERENCES)}")
-    return Spec(name=name, title=_string(where, "title", raw.get("title", name)),
-                description=str(raw.get("description") or ""), arms=arms,
-                scales=scales, figures=figures, summary_metrics=summary, paper_reference=reference, path=path)
 
-
-def _scale(where: str, name: str, default: dict, spec_table: dict, own: dict, arms) -> Scale:
-    _keys(where, f"scales.{name}.", own, _SCALE_KEYS)
-    _keys("_scales.yaml", f"{name}.", default, _SCALE_KEYS)
+def _scale(where: str, name: str, default: dict, own: dict, table_layers, arms) -> Scale:
     merged = {**default, **own, "overrides": [*default.get("overrides", []), *own.get("overrides", [])]}
-    seeds = _list(where, f"scales.{name}.seeds", merged.get("seeds", [0]))
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+    seeds = merged.get("seeds")
+    seeds = [0] if seeds is None else seeds
+    if not seeds or any(s < 0 for s in seeds):
         raise SpecError(f"{where}: scales.{name}.seeds={seeds} is not valid; give a list of integers >= 0")
-    groups_raw = _list(where, f"scales.{name}.groups", merged.get("groups") or [{"label": "default"}])
+    groups_raw = merged.get("groups") or [{"label": "default", "overrides": [], "suffix": None}]
     groups = tuple(_item(where, f"scales.{name}.groups[{i}]", g, Group) for i, g in enumerate(groups_raw))
     _unique(where, f"scales.{name}.groups", [g.label for g in groups])
-    table = {}
-    for file, prefix, block in (("_scales.yaml", f"{name}.table.", default.get("table")),
-                                (where, "table.", spec_table), (where, f"scales.{name}.table.", own.get("table"))):
-        if not isinstance(block or {}, dict):
-            raise SpecError(f"{file}: {prefix[:-1]} must be a mapping with the keys: {', '.join(_TABLE_KEYS)}")
-        _keys(file, prefix, block or {}, _TABLE_KEYS)
-        table.update(block or {})
-    layout = _table(where, name, table, arms)
+    table: dict = {}
+    for node, block in table_layers:
+        if node is not None and block:
+            table.update(_given(node, block))
+    layout = _table(where, table, arms)
     overrides = tuple(_overrides(where, f"scales.{name}.overrides", merged["overrides"]))
-    return Scale(name=name, description=str(merged.get("description", "")), seeds=tuple(seeds),
-                 overrides=overrides, groups=groups, table=layout)
+    when: dict = {}
+    for block in (default.get("when"), own.get("when")):
+        for condition, values in (block or {}).items():
+            if not _CHOICE.match(condition):
+                raise SpecError(f"{where}: scales.{name}.when.{condition} is not valid; name one choice as "
+                                "key=value (e.g. variant=igrpo)")
+            values = _overrides(where, f"scales.{name}.when.{condition}", values)
+            when[condition] = (*when.get(condition, ()), *values)
+    return Scale(name=name, description=str(merged.get("description") or ""), seeds=tuple(seeds),
+                 overrides=overrides, groups=groups, table=layout, when=when)
 
 
-def _table(where: str, scale: str, table: dict, arms) -> TableLayout:
+def _table(where: str, table: dict, arms) -> TableLayout:
     labels = [a.label for a in arms]
     if table.get("baseline") is not None and table["baseline"] not in labels:
         raise SpecError(f"{where}: table.baseline={table['baseline']!r} is not valid; choose one of: "
                         f"{', '.join(labels)}")
-    for key in ("suite_metrics", "suite_labels"):
-        if not isinstance(table.get(key, {}), dict):
-            raise SpecError(f"{where}: table.{key} must be a mapping of suite name to text")
-    suites = table.get("suites")
-    if suites is not None:
-        suites = tuple(_string(where, "table.suites", s) for s in _list(where, "table.suites", suites))
-    for key in ("base_row", "percent"):
-        if key in table and not isinstance(table[key], bool):
-            raise SpecError(f"{where}: table.{key}={table[key]!r} is not valid; choose one of: true, false")
-    return TableLayout(**{**table, "suites": suites,
-                          "suite_metrics": {str(k): str(v) for k, v in (table.get("suite_metrics") or {}).items()},
-                          "suite_labels": {str(k): str(v) for k, v in (table.get("suite_labels") or {}).items()}})
+    values = {k: v for k, v in table.items() if v is not None}
+    if "suites" in values:
+        values["suites"] = tuple(values["suites"])
+    return TableLayout(**values)
 
 
-def _item(where: str, at: str, raw, cls):
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: {at} must be a mapping with the keys: {', '.join(_ITEM_KEYS)}")
-    _keys(where, f"{at}.", raw, _ITEM_KEYS)
-    label = _string(where, f"{at}.label", raw.get("label"))
-    if not _LABEL.match(label):
+def _item(where: str, at: str, item: dict, cls):
+    label = item["label"]
+    if not label or not _LABEL.match(label):
         raise SpecError(f"{where}: {at}.label={label!r} is not valid; use letters, digits, spaces and _ . + - = ( ) /")
-    suffix = raw.get("suffix")
-    if suffix is not None and not _SUFFIX.match(str(suffix)):
+    suffix = item.get("suffix")
+    if suffix is not None and not _SUFFIX.match(suffix):
         raise SpecError(f"{where}: {at}.suffix={suffix!r} is not valid; use letters, digits and _ . -")
-    overrides = tuple(_overrides(where, f"{at}.overrides", raw.get("overrides") or []))
-    return cls(label=label, overrides=overrides, suffix=None if suffix is None else str(suffix))
+    overrides = tuple(_overrides(where, f"{at}.overrides", item.get("overrides") or []))
+    return cls(label=label, overrides=overrides, suffix=suffix)
 
 
-def _overrides(where: str, at: str, values) -> list[str]:
-    out = []
-    for value in _list(where, at, values):
-        if not isinstance(value, str) or not _OVERRIDE.match(value):
+def _overrides(where: str, at: str, values: list) -> list[str]:
+    for value in values:
+        if not _OVERRIDE.match(value):
             raise SpecError(f"{where}: {at}: {value!r} is not a Hydra override; write key=value (e.g. variant=grpo)")
-        out.append(value)
-    return out
-
-
-def _keys(where: str, prefix: str, raw: dict, valid) -> None:
-    for key in raw:
-        if key not in valid:
-            raise SpecError(f"{where}: {prefix}{key} is not a valid key; choose one of: {', '.join(valid)}")
-
-
-def _list(where: str, at: str, value) -> list:
-    if not isinstance(value, list):
-        raise SpecError(f"{where}: {at}={value!r} is not valid; it must be a list")
-    return value
-
-
-def _string(where: str, at: str, value) -> str:
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"{where}: {at}={value!r} is not valid; it must be a non-empty string")
-    return value
+    return list(values)
 
 
 def _unique(where: str, at: str, labels: list[str]) -> None:

@@ -1,23 +1,24 @@
 """The one-off builds a run may need before training: the base policy (the embedded tiny model is built
 and warm-started once, then cached) and, for reward=judge, the judge (the embedded tiny judge likewise).
-A build done now is logged as its own MLflow run (tag ``phase``: base_model or judge_build)."""
+A build done now is logged as its own MLflow run (tag ``phase``: base_model or judge_build), in the builds
+experiment (``igrpo.tracking.names.BUILDS_EXPERIMENT``) of the run's tracking store."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import mlflow
-
-from igrpo.config import to_container
+from igrpo.config import model_path, to_container
 from igrpo.models.loading import build_tiny, default_cache_root
-from igrpo.tracking import flatten, log_metrics_at, log_params, mlflow_run
+from igrpo.tracking.builds import log_base_model_build, log_judge_build
+from igrpo.tracking.names import resolve_tracking_uri
 
 
 def resolve_policy_path(cfg, quiet: bool) -> tuple[str, object | None]:
     """Directory or hub id of the base policy, building the tiny model when needed."""
-    if cfg.model.path is not None:
-        return os.path.expanduser(cfg.model.path), None
+    path = model_path(cfg.model)
+    if path is not None:
+        return os.path.expanduser(path), None
     cache_root = Path(cfg.model.cache_dir) if cfg.model.cache_dir else default_cache_root()
     bar = None
     if not quiet:
@@ -34,22 +35,9 @@ def resolve_policy_path(cfg, quiet: bool) -> tuple[str, object | None]:
     if bar is not None:
         bar.close()
     if info.built_now:
-        _log_base_model_build(cfg, info)
+        log_base_model_build(resolve_tracking_uri(cfg.tracking.uri), to_container(cfg.model), to_container(cfg.task),
+                             info)
     return info.path, info
-
-
-def _log_base_model_build(cfg, info) -> None:
-    """The base-model build is its own MLflow run (tag phase=base_model), with its accuracy."""
-    tags = {"phase": "base_model", "model": cfg.model.name, "task": cfg.task.name, "cache_key": info.cache_key}
-    with mlflow_run(cfg.tracking.experiment, f"base-{cfg.model.name}-{info.cache_key[:8]}", tags):
-        client = mlflow.MlflowClient()
-        run_id = mlflow.active_run().info.run_id
-        log_params(client, run_id, flatten({"model": to_container(cfg.model), "task": to_container(cfg.task)}))
-        for step, acc in info.history:
-            log_metrics_at(client, run_id, {"base/dev_greedy": acc}, step)
-        log_metrics_at(client, run_id, {"base/dev_greedy_final": info.dev_accuracy, "base/steps": info.steps,
-                                        "base/final_loss": info.final_loss, "base/num_parameters": info.num_parameters,
-                                        "perf/build_seconds": info.seconds}, info.steps)
 
 
 def resolve_judge(cfg, quiet: bool):
@@ -76,22 +64,9 @@ def resolve_judge(cfg, quiet: bool):
     info = handle.build_info
     if info is not None:
         if info.built_now:
-            _log_judge_build(cfg, info)
+            log_judge_build(resolve_tracking_uri(cfg.tracking.uri), to_container(cfg.reward.judge), cfg.task.name, info)
         if not quiet:
             print(f"judge: AUROC {info.heldout_auroc:.3f} on {info.heldout_size} held-out candidates "
                   f"(built in {info.steps} steps{'' if info.built_now else ', cached'})")
     return handle
 
-
-def _log_judge_build(cfg, info) -> None:
-    """The judge build is its own MLflow run (tag phase=judge_build) with its measured quality."""
-    tags = {"phase": "judge_build", "task": cfg.task.name, "cache_key": info.cache_key}
-    with mlflow_run(cfg.tracking.experiment, f"judge-tiny-{info.cache_key[:8]}", tags):
-        client = mlflow.MlflowClient()
-        run_id = mlflow.active_run().info.run_id
-        log_params(client, run_id, flatten({"judge": to_container(cfg.reward.judge)}))
-        for step, auc in info.history:
-            log_metrics_at(client, run_id, {"judge/dev_auroc": auc}, step)
-        log_metrics_at(client, run_id, {"judge/heldout_auroc": info.heldout_auroc,
-                                        "judge/heldout_size": info.heldout_size, "judge/steps": info.steps,
-                                        "perf/build_seconds": info.seconds}, info.steps)

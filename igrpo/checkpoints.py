@@ -27,20 +27,18 @@ import fcntl
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
 from transformers import TrainerCallback
 
 from igrpo.distributed import gather_objects, process_index
-from igrpo.entropy import ScheduleState
 from igrpo.errors import ConfigError
-from igrpo.tracking import log_records
+from igrpo.tracking.resume import run_contents
+from igrpo.tracking.runs import FINISHED, KILLED, RUNNING, RunLog, RunState, run_state, set_status
 
 STATE_FILE = "igrpo_state.json"
 RUN_FILE = "mlflow_run.json"
@@ -83,26 +81,13 @@ def _step_of(path: Path) -> int | None:
 
 
 def trainer_snapshot(trainer, recorder) -> dict:
-    """What a restarted trainer needs besides transformers' checkpoint: the entropy schedule, the last
-    observed entropy, the draft-selection RNG (iGRPO) and the rollout table so far."""
-    state = trainer._schedule_state
-    snap = {"schedule": {"coef": state.coef, "triggered": state.triggered}, "last_entropy": trainer._last_entropy,
-            "rollout_rows": list(recorder.rows) if recorder is not None else []}
-    rng = getattr(trainer, "_selection_rng", None)
-    if rng is not None:
-        snap["selection_rng"] = rng.getstate()
-    return snap
+    """What a restarted trainer needs besides transformers' checkpoint: the trainer's own extra state (entropy
+    schedule, last observed entropy, iGRPO's draft-selection RNG) and the rollout table so far."""
+    return {**trainer.extra_state(), "rollout_rows": list(recorder.rows) if recorder is not None else []}
 
 
 def restore_trainer(trainer, recorder, snap: dict, rows: bool = True) -> None:
-    schedule = snap.get("schedule")
-    if schedule:
-        trainer._schedule_state = ScheduleState(coef=schedule["coef"], triggered=schedule["triggered"])
-        trainer.entropy_coef = schedule["coef"]
-    trainer._last_entropy = snap.get("last_entropy")
-    rng_state = snap.get("selection_rng")
-    if rng_state is not None and isinstance(getattr(trainer, "_selection_rng", None), random.Random):
-        trainer._selection_rng.setstate((rng_state[0], tuple(rng_state[1]), rng_state[2]))
+    trainer.load_extra_state({k: v for k, v in snap.items() if k != "rollout_rows"})
     if rows and recorder is not None:
         recorder.rows[:] = snap.get("rollout_rows", [])
 
@@ -140,7 +125,7 @@ def train_from(trainer, resume_from: str | None) -> None:
     (the kill came after training) only has its weights loaded: transformers would run one step past
     ``max_steps`` when resuming from it."""
     if resume_from is not None and _step_of(Path(resume_from)) >= trainer.args.max_steps:
-        trainer._load_from_checkpoint(resume_from)
+        trainer.load_checkpoint_weights(resume_from)
         return
     trainer.train(resume_from_checkpoint=resume_from)
 
@@ -201,19 +186,19 @@ class RunCheckpoints:
         self.dir = directory
         self.tracking_uri = tracking_uri
 
-    def resumable_run(self, client, experiment_id: str) -> str | None:
+    def resumable_run(self, experiment_id: str) -> str | None:
         """The id of this config's unfinished run (RUNNING after a kill, FAILED/KILLED after a signal or an
         error) in this tracking store and experiment, or None."""
-        info = self._recorded_run(client)
-        if info is None or info.status == "FINISHED" or info.experiment_id != experiment_id:
+        info = self._recorded_run()
+        if info is None or info.status == FINISHED or info.experiment_id != experiment_id:
             return None
         return info.run_id
 
-    def start_fresh(self, client) -> None:
+    def start_fresh(self) -> None:
         """Forget an earlier run of this config: its checkpoints go; left RUNNING (killed), it is marked KILLED."""
-        info = self._recorded_run(client)
-        if info is not None and info.status == "RUNNING":
-            client.set_terminated(info.run_id, status="KILLED")
+        info = self._recorded_run()
+        if info is not None and info.status == RUNNING:
+            set_status(self.tracking_uri, info.run_id, KILLED)
         for path in self.dir.iterdir():
             if _step_of(path) is not None:
                 shutil.rmtree(path, ignore_errors=True)
@@ -222,7 +207,7 @@ class RunCheckpoints:
     def record_run(self, run_id: str) -> None:
         _write_json(self.dir / RUN_FILE, {"run_id": run_id, "tracking_uri": self.tracking_uri})
 
-    def resume(self, client, run_id: str) -> Resume:
+    def resume(self, run_id: str) -> Resume:
         """Pick the newest complete checkpoint, drop the ones after it (incomplete: their metrics were never
         logged), and log the metrics saved with it that the kill kept from reaching MLflow."""
         checkpoints = sorted((s, p) for p in self.dir.iterdir() if (s := _step_of(p)) is not None)
@@ -232,8 +217,8 @@ class RunCheckpoints:
             if s > step or not (path / STATE_FILE).exists():
                 shutil.rmtree(path, ignore_errors=True)
         state = json.loads((checkpoint / STATE_FILE).read_text()) if checkpoint else {}
-        run = client.get_run(run_id)
-        history = {key: {m.step: m.value for m in client.get_metric_history(run_id, key)} for key in run.data.metrics}
+        held = run_contents(self.tracking_uri, run_id)
+        history = held.history
         missing: dict[int, dict] = {}
         for step_key, record in state.get("metrics", {}).items():
             s = int(step_key)
@@ -242,26 +227,22 @@ class RunCheckpoints:
                 missing[s] = {"timestamp": record["timestamp"], "metrics": values}
                 for k, v in values.items():
                     history.setdefault(k, {})[s] = v
-        log_records(client, run_id, missing)
-        artifacts = {a.path for a in client.list_artifacts(run_id)}
-        return Resume(run_id, checkpoint, step, state, history, dict(run.data.params), artifacts)
+        RunLog(self.tracking_uri, run_id).records(missing)
+        return Resume(run_id, checkpoint, step, state, history, held.params, held.artifacts)
 
     def remove(self) -> None:
         """The run FINISHED: its checkpoints can no longer be resumed from (a new launch is a new run)."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _recorded_run(self, client):
+    def _recorded_run(self) -> RunState | None:
+        """The run recorded in this dir, if this tracking store still holds it (not deleted)."""
         marker = self.dir / RUN_FILE
         if not marker.exists():
             return None
         recorded = json.loads(marker.read_text())
         if recorded.get("tracking_uri") != self.tracking_uri:
             return None
-        try:
-            run = client.get_run(recorded["run_id"])
-        except MlflowException:  # not in this store (any more)
-            return None
-        return run.info if run.info.lifecycle_stage == "active" else None
+        return run_state(self.tracking_uri, recorded["run_id"])
 
 
 @contextmanager

@@ -10,17 +10,19 @@ import warnings
 from pathlib import Path
 
 from igrpo.errors import ConfigError
+from igrpo.tracking.names import ui_runs_url
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _SIMPLE_VALUES = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
 
 
 def group_options(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
-    """Config group -> its option names, read from the conf/ tree."""
+    """Config group -> its option names, read from the conf/ tree; nested groups by path (``reward/judge``).
+    Hydra's own groups (``hydra/...``) are left out: plugins add options to them that are not files here."""
     return {
-        d.name: sorted(p.stem for p in d.glob("*.yaml"))
-        for d in sorted(conf_dir.iterdir())
-        if d.is_dir() and any(d.glob("*.yaml"))
+        d.relative_to(conf_dir).as_posix(): sorted(p.stem for p in d.glob("*.yaml"))
+        for d in sorted(path for path in conf_dir.rglob("*") if path.is_dir())
+        if any(d.glob("*.yaml")) and d.relative_to(conf_dir).parts[0] != "hydra"
     }
 
 
@@ -56,9 +58,10 @@ def quiet_third_party_logs() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore")
-    import mlflow  # noqa: F401  (mlflow sets its logger's level on import; import first, then quiet it)
+    from igrpo.tracking.runs import quiet_logs
 
-    for name in ("mlflow", "alembic", "transformers", "trl", "accelerate", "datasets", "httpx", "urllib3"):
+    quiet_logs()  # MLflow's loggers (the tracking wing imports mlflow, which sets their level on import)
+    for name in ("transformers", "trl", "accelerate", "datasets", "httpx", "urllib3"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -73,7 +76,12 @@ def summary(result, cfg) -> str:
     values = result.objective if isinstance(result.objective, list) else [result.objective]
     names = cfg.objective if isinstance(cfg.objective, str) else ", ".join(cfg.objective)
     lines.append(f"  objective {names} = {', '.join(f'{v:.4f}' for v in values)}")
-    lines.append(f"view: mlflow ui --backend-store-uri {result.tracking_uri} --workers 1")
+    if result.tracking_uri.startswith(("http://", "https://")):  # an `mlflow server`: its UI is right there
+        lines.append(f"view: {ui_runs_url(result.experiment_id or '0', result.tracking_uri)}")
+    else:
+        lines.append(f"view: mlflow ui --backend-store-uri {result.tracking_uri} --workers 1")
+        if result.experiment_id:
+            lines.append(f"      then open {ui_runs_url(result.experiment_id)}")
     return "\n".join(lines)
 
 
@@ -81,12 +89,19 @@ def run_job(cfg) -> float | list[float]:
     """Run one job; config mistakes end it with a one-line error and exit status 2."""
     import signal
 
-    from igrpo.runner import run
-
+    quiet_third_party_logs()  # again here: joblib/submitit jobs run in processes that never ran run.py's main
     # A terminated job (SIGTERM from a scheduler or `kill`) unwinds like an error, so its MLflow run is
     # closed as FAILED instead of being left RUNNING.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
+        from igrpo.validate import validate
+
+        validate(cfg)  # before importing the trainer stack: a config mistake costs ~2 s, not ~10
+        from igrpo.threads import apply_cpu_threads
+
+        apply_cpu_threads(cfg)  # torch threads = this process's share of the cores (igrpo/threads.py)
+        from igrpo.runner import run
+
         result = run(cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

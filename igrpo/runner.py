@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -27,22 +26,23 @@ from igrpo.checkpoints import (
     state_writer,
     train_from,
 )
-from igrpo.config import to_container
+from igrpo.config import config_hash, default_run_name, to_container  # noqa: F401 (re-exported)
 from igrpo.distributed import init_processes, is_main_process, process_index, wait_for_everyone, world_size
 from igrpo.evaluate import evaluate_suites
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.tracking import (
-    MlflowMetricsCallback,
-    ensure_experiment,
+from igrpo.tracking.callback import MlflowMetricsCallback
+from igrpo.tracking.names import (
+    PHASE_TRAIN,
+    TAG_CHECKPOINT_DIR,
+    TAG_CONFIG_HASH,
+    TAG_PHASE,
+    TAG_RESUMED_FROM_STEP,
     flatten,
-    git_commit,
-    log_metrics_at,
-    log_params,
-    mlflow_run,
     read_parent_run_id,
     resolve_tracking_uri,
 )
+from igrpo.tracking.runs import RunLog, ensure_experiment, git_commit, mlflow_run
 from igrpo.trainer_factory import make_trainer
 from igrpo.validate import objective_names, validate
 
@@ -55,32 +55,13 @@ class RunResult:
     objective: float | list[float]  # one value, or one per name when cfg.objective is a list
     base_metrics: dict
     final_metrics: dict
+    experiment_id: str = ""
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def default_run_name(cfg) -> str:
-    return f"{cfg.variant.name}-{cfg.algo.name}-{cfg.reward.name}-s{cfg.seed}"
-
-
-# Fields that do not change what a run computes: excluded from its config hash.
-_UNHASHED_KEYS = ("output_dir", "quiet", "tracking", "objective")
-_UNHASHED_TRAIN_KEYS = ("save_every", "save_total_limit", "resume", "checkpoint_root")
-
-
-def config_hash(cfg) -> str:
-    """Stable hash of everything that determines a run's results (tag ``config_hash``): two runs with the
-    same hash are the same experiment, which is how ``experiments`` skips runs that already FINISHED."""
-    import hashlib
-
-    resolved = {k: v for k, v in to_container(cfg).items() if k not in _UNHASHED_KEYS}
-    if isinstance(resolved.get("train"), dict):
-        resolved["train"] = {k: v for k, v in resolved["train"].items() if k not in _UNHASHED_TRAIN_KEYS}
-    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _hydra_context() -> tuple[str | None, str | None]:
@@ -106,7 +87,6 @@ def run(cfg) -> RunResult:
     check_settings(cfg.train)
     seed_everything(cfg.seed)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
-    mlflow.set_tracking_uri(tracking_uri)
     task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors stop here, before writes
     init_processes(cpu=cfg.device == "cpu")
     main = is_main_process()
@@ -124,37 +104,34 @@ def run(cfg) -> RunResult:
     tags = {
         "variant": cfg.variant.name, "algo": cfg.algo.name, "reward": cfg.reward.name, "model": cfg.model.name,
         "task": cfg.task.name, "seed": str(cfg.seed), "git_commit": git_commit(Path(__file__).parent),
-        "phase": "train", "config_hash": config_hash(cfg), "num_processes": str(world_size()),
+        TAG_PHASE: PHASE_TRAIN, TAG_CONFIG_HASH: config_hash(cfg), "num_processes": str(world_size()),
+        # the torch threads this process trained with (cpu_threads=0: its share of the cores, igrpo.threads)
+        "torch_threads": str(torch.get_num_threads()),
         **{str(k): str(v) for k, v in (cfg.tracking.tags or {}).items()},
     }
     run_name = cfg.tracking.run_name or default_run_name(cfg)
+    # A job never changes its parent's status: the multirun's owner of the parent does (igrpo.tracking.parent).
     parent = cfg.tracking.parent_run_id or read_parent_run_id(sweep_dir)
-    client = mlflow.MlflowClient()
-    try:
-        # train.save_every > 0: checkpoints, and an unfinished earlier run of this config is continued
-        with open_checkpoints(run_checkpoint_dir(cfg, tags["config_hash"], tracking_uri, run_name),
-                              tracking_uri) as ckpt:
-            resume_id = None
-            if ckpt is not None:
-                tags["checkpoint_dir"] = str(ckpt.dir)
-                if cfg.train.resume:
-                    resume_id = ckpt.resumable_run(client, ensure_experiment(cfg.tracking.experiment))
-                if resume_id is None:
-                    ckpt.start_fresh(client)
-            with mlflow_run(cfg.tracking.experiment, run_name, tags, parent_run_id=parent,
-                            run_id=resume_id) as active:
-                if ckpt is not None and resume_id is None:
-                    ckpt.record_run(active.info.run_id)
-                resume = ckpt.resume(client, resume_id) if resume_id is not None else None
-                result = _train_and_evaluate(cfg, task, policy_path, build_info, active.info.run_id, tracking_uri,
-                                             output_dir, run_start, judge, ckpt, resume)
-            if ckpt is not None:
-                ckpt.remove()  # FINISHED: nothing left to resume
-            return result
-    except BaseException:
-        if parent:  # a failed job fails its sweep's parent run
-            client.set_terminated(parent, status="FAILED")
-        raise
+    # train.save_every > 0: checkpoints, and an unfinished earlier run of this config is continued
+    with open_checkpoints(run_checkpoint_dir(cfg, tags[TAG_CONFIG_HASH], tracking_uri, run_name),
+                          tracking_uri) as ckpt:
+        resume_id = None
+        if ckpt is not None:
+            tags[TAG_CHECKPOINT_DIR] = str(ckpt.dir)
+            if cfg.train.resume:
+                resume_id = ckpt.resumable_run(ensure_experiment(tracking_uri, cfg.tracking.experiment))
+            if resume_id is None:
+                ckpt.start_fresh()
+        with mlflow_run(tracking_uri, cfg.tracking.experiment, run_name, tags, parent_run_id=parent,
+                        run_id=resume_id) as mlrun:
+            if ckpt is not None and resume_id is None:
+                ckpt.record_run(mlrun.run_id)
+            resume = ckpt.resume(resume_id) if resume_id is not None else None
+            result = _train_and_evaluate(cfg, task, policy_path, build_info, mlrun, output_dir, run_start, judge,
+                                         ckpt, resume)
+        if ckpt is not None:
+            ckpt.remove()  # FINISHED: nothing left to resume
+        return result
 
 
 def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri: str) -> RunResult:
@@ -181,34 +158,33 @@ def _write_rank_rollouts(recorder, output_dir: Path) -> None:
         (output_dir / f"rollouts-rank{process_index()}.json").write_text(json.dumps(recorder.rows))
 
 
-def _log_setup(client, run_id, cfg, build_info, judge, resume) -> None:
+def _log_setup(mlrun: RunLog, cfg, build_info, judge, resume) -> None:
     """Params, config, build tags, the judge's AUROC; a resumed run only gets what it does not hold yet."""
     params = flatten(to_container(cfg))
     if resume is not None:
         params = {k: v for k, v in params.items() if k not in resume.params}
-    log_params(client, run_id, params)
+    mlrun.params(params)
     if resume is None or "config.yaml" not in resume.artifacts:
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        mlrun.text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     if build_info is not None:
-        mlflow.set_tags({"base_model_cache_key": build_info.cache_key,
-                         "base_model_dev_greedy": f"{build_info.dev_accuracy:.4f}"})
+        mlrun.tags({"base_model_cache_key": build_info.cache_key,
+                    "base_model_dev_greedy": f"{build_info.dev_accuracy:.4f}"})
     if judge is not None and judge.build_info is not None:
-        mlflow.set_tag("judge_cache_key", judge.build_info.cache_key)
+        mlrun.tags({"judge_cache_key": judge.build_info.cache_key})
         if resume is None or 0 not in resume.history.get("judge/heldout_auroc", {}):
-            log_metrics_at(client, run_id, {"judge/heldout_auroc": judge.build_info.heldout_auroc}, step=0)
+            mlrun.metrics({"judge/heldout_auroc": judge.build_info.heldout_auroc}, step=0)
 
 
-def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri, output_dir,
-                        run_start: float, judge=None, ckpt=None, resume=None) -> RunResult:
+def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, output_dir, run_start: float,
+                        judge=None, ckpt=None, resume=None) -> RunResult:
     """``ckpt``: the run's RunCheckpoints (train.save_every > 0); ``resume``: where a reopened run continues."""
-    client = mlflow.MlflowClient()
-    _log_setup(client, run_id, cfg, build_info, judge, resume)
+    _log_setup(mlrun, cfg, build_info, judge, resume)
     model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device)
     base_metrics = resume.base_metrics() if resume is not None else {}
     if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
         start = time.perf_counter()
         base_metrics, _ = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
-        log_metrics_at(client, run_id, {**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
+        mlrun.metrics({**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
     resume_from = str(resume.checkpoint) if resume is not None and resume.checkpoint is not None else None
     share_with_workers({"dir": str(ckpt.dir) if ckpt is not None else None, "resume_from": resume_from})
 
@@ -220,7 +196,7 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri
         return {}
 
     skip = resume.logged_after() if resume is not None else frozenset()
-    callback = MlflowMetricsCallback(run_id, client, extra_metrics=periodic_eval, skip=skip)
+    callback = MlflowMetricsCallback(mlrun, extra_metrics=periodic_eval, skip=skip)
     trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, callbacks=[callback],
                                      judge_backend=judge.backend if judge is not None else None,
                                      checkpoint_dir=ckpt.dir if ckpt is not None else None)
@@ -228,7 +204,7 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri
         callback.on_checkpoint = state_writer(trainer, recorder)  # metrics are committed with checkpoints
     if resume is not None:
         resume.restore(trainer, recorder)
-        mlflow.set_tag("resumed_from_step", str(resume.step))
+        mlrun.tags({TAG_RESUMED_FROM_STEP: str(resume.step)})
         print(resume.describe(), flush=True)
     train_start = time.perf_counter()
     train_from(trainer, resume_from)
@@ -242,20 +218,20 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, run_id, tracking_uri
         final_metrics[key.replace("eval/", "eval_gain/", 1)] = final_metrics[key] - value
     final_metrics["perf/train_seconds"] = train_seconds
     final_metrics["perf/run_seconds"] = time.perf_counter() - run_start
-    log_metrics_at(client, run_id, {**final_metrics, "perf/eval_seconds": time.perf_counter() - start},
-                   step=cfg.train.steps, skip=skip)
-    done = resume.artifacts if resume is not None else set()  # log_table appends to an existing table
+    mlrun.metrics({**final_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=cfg.train.steps,
+                  skip=skip)
+    done = resume.artifacts if resume is not None else set()  # a table logged again would be appended to
     if recorder.rows and "rollouts.json" not in done:
-        mlflow.log_table(_table(recorder.rows), artifact_file="rollouts.json")
+        mlrun.table(recorder.rows, "rollouts.json")
     if "eval_samples.json" not in done:
-        mlflow.log_table(_table(samples), artifact_file="eval_samples.json")
+        mlrun.table(samples, "eval_samples.json")
     if cfg.tracking.log_model:
         trainer.save_model(str(output_dir / "final"))
-        mlflow.log_artifacts(str(output_dir / "final"), "model")
+        mlrun.artifacts(output_dir / "final", "model")
 
-    result = RunResult(run_id=run_id, tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
+    result = RunResult(run_id=mlrun.run_id, tracking_uri=mlrun.tracking_uri, experiment=cfg.tracking.experiment,
                        objective=objective_value(cfg.objective, final_metrics), base_metrics=base_metrics,
-                       final_metrics=final_metrics)
+                       final_metrics=final_metrics, experiment_id=mlrun.experiment_id)
     (output_dir / "result.json").parent.mkdir(parents=True, exist_ok=True)
     (output_dir / "result.json").write_text(json.dumps(result.__dict__, indent=2))
     return result
@@ -267,7 +243,3 @@ def objective_value(objective, metrics: dict) -> float | list[float]:
         return float(metrics[objective])
     return [float(metrics[name]) for name in objective_names(objective)]
 
-
-def _table(rows: list[dict]) -> dict[str, list]:
-    columns = list(rows[0])
-    return {c: [r[c] for r in rows] for c in columns}

@@ -18,7 +18,7 @@ from trl import GRPOTrainer
 from igrpo.answers import extract_final_answer
 from igrpo.distributed import agree_on_prompts, mean_across_processes
 from igrpo.drafts import all_zero, build_refinement_prompt, select_draft, truncate_draft
-from igrpo.entropy import ScheduleState, coefficient, initial_state
+from igrpo.entropy import ScheduleState, coefficient, driven_by_trl, initial_state
 from igrpo.metrics import frac_groups_zero_std
 from igrpo.rewards import combine_scores
 
@@ -63,12 +63,24 @@ class TrackedGRPOTrainer(GRPOTrainer):
         self.entropy_schedule = entropy_schedule
         self._schedule_state = initial_state(entropy_schedule) if entropy_schedule is not None else ScheduleState()
         self._last_entropy: float | None = None
-        if entropy_schedule is not None and entropy_schedule.name != "none":
+        # entropy=adaptive is TRL's own controller (GRPOConfig.use_adaptive_entropy, set by trainer_factory)
+        self._entropy_by_trl = entropy_schedule is not None and driven_by_trl(entropy_schedule)
+        if entropy_schedule is not None and entropy_schedule.name != "none" and not self._entropy_by_trl:
             # TRL fixes whether the bonus term exists at init; switch it on and drive the coefficient per step.
             self._entropy_bonus_enabled = True
 
     def training_step(self, model, inputs, num_items_in_batch):
         schedule = self.entropy_schedule
+        if self._entropy_by_trl:
+            # TRL moves entropy_coef after each optimizer step and logs the moved value; log instead the coefficient
+            # this step applies (0 while the last measured entropy is above target), as for every other schedule.
+            applied = self.entropy_coef if self._last_world_entropy <= self.args.entropy_target else 0.0
+            logged = self._metrics["train"]["entropy_coef"]
+            before = len(logged)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if len(logged) > before:
+                logged[-1] = applied
+            return loss
         if schedule is not None:
             self._schedule_state = coefficient(schedule, self.state.global_step, self._last_entropy,
                                                self._schedule_state)
@@ -82,6 +94,27 @@ class TrackedGRPOTrainer(GRPOTrainer):
         if entropies:
             self._last_entropy = sum(entropies) / len(entropies)
         super().log(logs, start_time)
+
+    # --- checkpoint/resume (igrpo.checkpoints): our state beyond transformers' checkpoint ------------------------
+
+    def extra_state(self) -> dict:
+        """What a restarted trainer needs besides transformers' checkpoint, JSON-ready: the entropy schedule's
+        state and the last observed entropy (IGRPOTrainer adds its draft-selection RNG)."""
+        state = self._schedule_state
+        return {"schedule": {"coef": state.coef, "triggered": state.triggered}, "last_entropy": self._last_entropy}
+
+    def load_extra_state(self, state: dict) -> None:
+        """Restore what ``extra_state`` returned (read back from JSON)."""
+        schedule = state.get("schedule")
+        if schedule:
+            self._schedule_state = ScheduleState(coef=schedule["coef"], triggered=schedule["triggered"])
+            self.entropy_coef = schedule["coef"]
+        self._last_entropy = state.get("last_entropy")
+
+    def load_checkpoint_weights(self, checkpoint: str) -> None:
+        """Only the weights of a transformers checkpoint (one of the last step: resuming training from it would
+        run one step past ``max_steps``)."""
+        self._load_from_checkpoint(checkpoint)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -100,21 +133,6 @@ class TrackedGRPOTrainer(GRPOTrainer):
         return rewards_per_func
 
 
-@dataclass
-class DraftSettings:
-    """Stage-1 settings, from the ``igrpo`` variant config."""
-
-    num_drafts: int
-    selection: str = "best"
-    tie_break: str = "first"
-    on_all_zero: str = "keep"
-    max_draft_tokens: int = 64
-    draft_truncation: str = "tail"
-    template: str = "tiny"
-    rounds: int = 1
-    seed: int = 0
-
-
 class IGRPOTrainer(TrackedGRPOTrainer):
     """iGRPO: N drafts per prompt (no gradient) -> select -> draft-conditioned prompt -> G refinements.
 
@@ -124,10 +142,23 @@ class IGRPOTrainer(TrackedGRPOTrainer):
 
     completion_stage = "refinement"
 
-    def __init__(self, *args, draft_settings: DraftSettings, **kwargs):
+    def __init__(self, *args, variant, refinement_template: str, selection_seed: int, **kwargs):
+        """``variant``: the ``igrpo`` variant node (igrpo.config.VariantIGRPO), read as it is: no copy of its
+        fields, so its defaults live in conf/variant/igrpo.yaml only. ``refinement_template``: the variant's
+        template resolved for the task (``TaskData.refinement_template``)."""
         super().__init__(*args, **kwargs)
-        self.draft_settings = draft_settings
-        self._selection_rng = random.Random(draft_settings.seed)
+        self.variant = variant
+        self.refinement_template = refinement_template
+        self._selection_rng = random.Random(selection_seed)
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "selection_rng": self._selection_rng.getstate()}
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        rng = state.get("selection_rng")
+        if rng is not None:  # JSON turned the state's tuples into lists
+            self._selection_rng.setstate((rng[0], tuple(rng[1]), rng[2]))
 
     def _generate_and_score_completions(self, inputs):
         if self.model.training:
@@ -149,12 +180,12 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         for row in inputs:
             unique.setdefault(row["prompt_id"], row)
         prompts = {pid: row["prompt"] for pid, row in unique.items()}
-        for round_index in range(self.draft_settings.rounds):
+        for round_index in range(self.variant.rounds):
             prompts = self._draft_round(unique, prompts, round_index)
         return [{**row, "plain_prompt": row["prompt"], "prompt": prompts[row["prompt_id"]]} for row in inputs]
 
     def _draft_round(self, unique: dict[str, dict], prompts_by_id: dict[str, str], round_index: int) -> dict:
-        s = self.draft_settings
+        s = self.variant
         n = s.num_drafts
         start = time.perf_counter()
         rows = [row for row in unique.values() for _ in range(n)]
@@ -182,7 +213,7 @@ class IGRPOTrainer(TrackedGRPOTrainer):
                 continue
             kept, _ = truncate_draft(g_ids[choice], s.max_draft_tokens, s.draft_truncation)
             draft_text = self.processing_class.decode(kept, skip_special_tokens=True)
-            rewritten[pid] = build_refinement_prompt(s.template, row["problem"], draft_text, prompt=row["prompt"])
+            rewritten[pid] = build_refinement_prompt(self.refinement_template, row["problem"], draft_text, prompt=row["prompt"])
 
         # Round 1 drafts come from the plain prompt; later rounds are logged under draft/round_<k>/.
         # Each value is averaged over all ranks, weighted by the groups each rank drafted.

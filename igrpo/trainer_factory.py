@@ -11,10 +11,11 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import GRPOConfig
 
 from igrpo.distributed import world_size
+from igrpo.entropy import trl_args as entropy_trl_args
 from igrpo.errors import ConfigError
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
-from igrpo.trainer import DraftSettings, IGRPOTrainer, RolloutRecorder, TrackedGRPOTrainer
+from igrpo.trainer import IGRPOTrainer, RolloutRecorder, TrackedGRPOTrainer
 
 
 def group_size(cfg) -> int:
@@ -80,7 +81,7 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
         epsilon_high=a.epsilon_high,
         beta=a.beta,
         mask_truncated_completions=a.mask_truncated_completions,
-        entropy_coef=cfg.entropy.coef,
+        **entropy_trl_args(cfg.entropy),  # entropy_coef; entropy=adaptive: TRL's controller (use_adaptive_entropy...)
         # rollouts
         max_completion_length=gen.max_completion_length,
         **vllm_args(gen),
@@ -124,13 +125,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
                   processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
                   entropy_schedule=cfg.entropy)
     if cfg.variant.name == "igrpo":
-        v = cfg.variant
-        settings = DraftSettings(num_drafts=v.num_drafts, selection=v.selection, tie_break=v.tie_break,
-                                 on_all_zero=v.on_all_zero, max_draft_tokens=v.max_draft_tokens,
-                                 draft_truncation=v.draft_truncation, template=task.refinement_template(v.template),
-                                 rounds=v.rounds,
-                                 seed=cfg.seed)
-        trainer = IGRPOTrainer(draft_settings=settings, **common)
+        trainer = IGRPOTrainer(variant=cfg.variant, refinement_template=task.refinement_template(cfg.variant.template),
+                               selection_seed=cfg.seed, **common)
     else:
         trainer = TrackedGRPOTrainer(**common)
     # Metrics go to MLflow; the terminal gets a progress bar, not a dict per step.

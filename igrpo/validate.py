@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 
+from igrpo.config import model_path
 from igrpo.drafts import ALL_ZERO_POLICIES, SELECTION_RULES, TIE_BREAKS, TRUNCATION_SIDES, check_budget, resolve_template
 from igrpo.entropy import check_schedule
 from igrpo.errors import ConfigError, choice_error
@@ -41,6 +42,7 @@ def validate(cfg) -> None:
     """Raise ConfigError on the first invalid value."""
     from igrpo.models.loading import looks_like_local_path
 
+    _check_required(cfg)
     _choice("variant", cfg.variant.name, VARIANTS)
     if cfg.variant.name == "igrpo":
         v = cfg.variant
@@ -102,6 +104,16 @@ def validate(cfg) -> None:
     _validate_model(cfg, looks_like_local_path)
 
 
+def _check_required(cfg) -> None:
+    """A field an option leaves to the user (``???`` in its YAML, e.g. model=hf's path) must be given."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required by the chosen options and has no value; set it on the "
+                          f"command line, e.g. {missing[0]}=<value>")
+
+
 def _validate_task(cfg) -> None:
     """The task's own settings; a real task's data source is checked here, its rows when it is loaded."""
     t = cfg.task
@@ -149,9 +161,7 @@ def _validate_model(cfg, looks_like_local_path) -> None:
     if cfg.device == "cpu" and m.dtype != "float32":
         raise ConfigError(f"model.dtype={m.dtype} is not valid with device=cpu (half precision needs a GPU); "
                           "use device=cuda, or model.dtype=float32 on CPU")
-    if m.chat_template and not m.path:
-        raise ConfigError("model.chat_template=true needs model.path (the embedded tiny model has no chat template)")
-    path = m.path
+    path = model_path(m)
     if path is not None and looks_like_local_path(path) and not os.path.isdir(os.path.expanduser(path)):
         raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
 
@@ -168,7 +178,7 @@ def objective_names(objective) -> list[str]:
 
 def eval_suite_names(cfg) -> list[str]:
     """The suites a run evaluates: the eval config's own (eval=paper), else the task's (eval=toy)."""
-    return [str(s) for s in cfg.eval.suites] if cfg.eval.suites else [str(s) for s in cfg.task.eval_suites]
+    return [str(s) for s in cfg.eval.suites] if cfg.eval.suites else [str(s) for s in cfg.task.get("eval_suites", [])]
 
 
 def objective_choices(cfg) -> list[str]:
@@ -208,10 +218,13 @@ def _validate_judge(j) -> None:
     _choice("reward.judge.verdict", j.verdict, VERDICT_MODES)
     if not 0.0 <= j.fallback_score <= 1.0:
         raise ConfigError(f"reward.judge.fallback_score={j.fallback_score} is not valid; it must be in [0, 1]")
+    # each backend's node holds only its own fields (igrpo.config.JudgeTiny / JudgeHF / JudgeHTTP)
     for name in ("max_candidate_chars", "batch_size", "concurrency", "timeout_s", "cache_size"):
-        _positive(f"reward.judge.{name}", j[name])
-    _positive("reward.judge.max_retries", j.max_retries, strict=False)
-    _positive("reward.judge.backoff_s", j.backoff_s, strict=False)
+        if name in j:
+            _positive(f"reward.judge.{name}", j[name])
+    for name in ("max_retries", "backoff_s"):
+        if name in j:
+            _positive(f"reward.judge.{name}", j[name], strict=False)
     if j.backend == "http" and not j.url:
         raise ConfigError("reward.judge.url is required for reward.judge.backend=http "
                           "(e.g. reward.judge.url=http://127.0.0.1:8000/v1)")

@@ -1,69 +1,48 @@
-"""Shared fixtures: tiny settings for end-to-end runs with the real tiny model, TRL, Hydra and MLflow."""
+"""Shared fixtures: smoke-size end-to-end runs with the real tiny model, TRL, Hydra and MLflow.
+Plain helpers (no fixtures) live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tiny_overrides(cache_dir: Path) -> list[str]:
-    """Seconds-long runs: a barely warm-started model, 2 steps, 4 eval problems per suite."""
-    return [
-        f"model.cache_dir={cache_dir}",
-        "model.warmstart_steps=20",
-        "model.warmstart_eval_every=20",
-        "model.warmstart_first_check=0",
-        "model.warmstart_pool_size=300",
-        "model.hidden_size=64",
-        "model.intermediate_size=128",
-        "model.num_layers=2",
-        "task.train_size=64",
-        "task.eval_size=4",
-        "train.steps=2",
-        "train.prompts_per_step=2",
-        "eval.samples_per_problem=2",
-        "eval.max_new_tokens=24",
-        "generation.max_completion_length=24",
-        "tracking.rollout_log_every=1",
-        "quiet=true",
-    ]
+from tests.helpers import compose_config, smoke_overrides
 
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
+    """One tiny-model cache for the whole session: the smoke model is built once."""
     return tmp_path_factory.mktemp("model_cache")
 
 
-@pytest.fixture
-def compose(model_cache, tmp_path):
-    """Compose the real Hydra config with tiny settings (plus extra overrides)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from igrpo.config import register_configs
-
-    register_configs()
+def composer(model_cache: Path, root: Path):
+    """compose(*overrides): the real config at smoke size, writing under ``root`` (its own MLflow store)."""
 
     def _compose(*overrides: str):
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return hydra_compose(
-                "config",
-                overrides=[*tiny_overrides(model_cache), f"output_dir={tmp_path / 'out'}",
-                           f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", *overrides],
-            )
+        return compose_config(*smoke_overrides(model_cache), f"output_dir={root / 'out'}",
+                              f"tracking.uri=sqlite:///{root / 'mlflow.db'}", *overrides)
 
     return _compose
 
 
-def run_cli(args: list[str], cwd: Path, env_extra: dict | None = None, timeout: int = 600):
-    """``python run.py ...`` as a user types it, from ``cwd``."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(env_extra or {})
-    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+@pytest.fixture
+def compose(model_cache, tmp_path):
+    """Compose with smoke settings into this test's own directory and MLflow store."""
+    return composer(model_cache, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_compose(model_cache, tmp_path_factory):
+    """Compose into one directory and MLflow store shared by a module's tests (runs shared via fixtures)."""
+    return composer(model_cache, tmp_path_factory.mktemp("module"))
+
+
+@pytest.fixture(scope="session")
+def smoke_model_dir(model_cache, tmp_path_factory) -> Path:
+    """The smoke-size tiny model, built (once) into the session cache: a local HF model directory."""
+    from igrpo.builds import resolve_policy_path
+
+    cfg = composer(model_cache, tmp_path_factory.mktemp("smoke_build"))()
+    path, _ = resolve_policy_path(cfg, quiet=True)
+    return Path(path)

@@ -19,8 +19,8 @@ from analysis.report import make_report
 from analysis.stats import Cell, fmt, mean_of_columns, t_interval
 from analysis.tables import build_table
 from experiments.spec import load_spec
-from test_experiments import TINY_SEEDS as SEEDS
-from test_experiments import tiny_fig3_runs
+from tests.test_experiments import TINY_SEEDS as SEEDS
+from tests.test_experiments import tiny_fig3_runs
 
 EXPERIMENT = "fig3_entropy"
 

@@ -22,9 +22,10 @@ def _rollouts(client, run_id, tmp_path) -> list[dict]:
     return [dict(zip(data["columns"], row)) for row in data["data"]]
 
 
-@pytest.fixture
-def igrpo_run(compose, tmp_path):
-    cfg = compose("variant=igrpo")
+@pytest.fixture(scope="module")
+def igrpo_run(module_compose):
+    """One iGRPO run shared by the tests that only read it."""
+    cfg = module_compose("variant=igrpo")
     return cfg, run(cfg)
 
 
@@ -68,19 +69,21 @@ def test_refinements_are_conditioned_on_the_best_draft(igrpo_run, tmp_path):
                 assert ref["prompt"] != group[0]["prompt"]  # the plain prompt was rewritten
 
 
-def test_same_seed_same_final_metrics(compose, igrpo_run):
+def test_same_seed_same_final_metrics(module_compose, igrpo_run):
     cfg, first = igrpo_run
-    second = run(compose("variant=igrpo"))
+    second = run(module_compose("variant=igrpo"))
     assert second.run_id != first.run_id
     eval_keys = [k for k in first.final_metrics if k.startswith("eval/")]
     assert {k: first.final_metrics[k] for k in eval_keys} == {k: second.final_metrics[k] for k in eval_keys}
 
 
-def test_grpo_run_rollouts_and_metrics(compose, tmp_path):
-    cfg = compose("variant=grpo", "eval.every_steps=1", "train.steps=3")
+def test_grpo_on_a_local_hf_model_with_periodic_eval(compose, smoke_model_dir, tmp_path):
+    """GRPO on any HF model given by path (here the smoke build), evaluated every step."""
+    cfg = compose("variant=grpo", "model=hf", f"model.path={smoke_model_dir}", "eval.every_steps=1", "train.steps=3")
     result = run(cfg)
     client = _client(cfg)
     assert client.get_run(result.run_id).info.status == "FINISHED"
+    assert "eval/mean/avg_at_2" in result.final_metrics
     rows = _rollouts(client, result.run_id, tmp_path)
     assert {r["stage"] for r in rows} == {"grpo"}
     assert len([r for r in rows if r["step"] == 0]) == cfg.train.prompts_per_step * cfg.rollout_budget
@@ -96,40 +99,37 @@ def test_base_model_build_is_cached_and_logged(compose, tmp_path):
     from igrpo.builds import resolve_policy_path
 
     cfg = compose(f"model.cache_dir={tmp_path / 'fresh_cache'}")
-    mlflow.set_tracking_uri(cfg.tracking.uri)
-    path, info = resolve_policy_path(cfg, quiet=True)
+    path, info = resolve_policy_path(cfg, quiet=True)  # logs the build to cfg's tracking store
     assert info.built_now
     model = AutoModelForCausalLM.from_pretrained(path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     assert model.config.model_type == "llama" and tokenizer.eos_token == "<eos>"
     assert info.steps <= cfg.model.warmstart_steps and 0.0 <= info.dev_accuracy <= 1.0
-    builds = MlflowClient().search_runs(
-        [mlflow.get_experiment_by_name("igrpo").experiment_id], "tags.phase = 'base_model'")
+    from igrpo.tracking.names import BUILDS_EXPERIMENT
+
+    client = MlflowClient(cfg.tracking.uri)  # the build is a run of the builds experiment, not the training one
+    builds = client.search_runs([client.get_experiment_by_name(BUILDS_EXPERIMENT).experiment_id],
+                                "tags.phase = 'base_model'")
     assert len(builds) == 1 and builds[0].data.metrics["base/dev_greedy_final"] == pytest.approx(info.dev_accuracy)
+    training = client.get_experiment_by_name(cfg.tracking.experiment)
+    assert training is None or not client.search_runs([training.experiment_id], "tags.phase = 'base_model'")
     again_path, again = resolve_policy_path(cfg, quiet=True)  # second call: from the cache, not rebuilt
     assert again_path == path and not again.built_now
 
 
-def test_any_local_hf_model_by_path(compose, model_cache):
-    path = sorted(model_cache.glob("tiny-*"))[0]
-    cfg = compose("model=hf", f"model.path={path}", "variant=grpo")
-    result = run(cfg)
-    assert result.run_id and "eval/mean/avg_at_2" in result.final_metrics
-
-
 def test_failed_run_is_marked_failed(tmp_path):
-    from igrpo.tracking import mlflow_run
+    from igrpo.tracking.runs import mlflow_run
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'f.db'}")
+    uri = f"sqlite:///{tmp_path / 'f.db'}"
     with pytest.raises(RuntimeError):
-        with mlflow_run("igrpo", "boom", {"phase": "train"}) as active:
-            run_id = active.info.run_id
+        with mlflow_run(uri, "igrpo", "boom", {"phase": "train"}) as active:
+            run_id = active.run_id
             raise RuntimeError("boom")
-    assert MlflowClient().get_run(run_id).info.status == "FAILED"
+    assert MlflowClient(uri).get_run(run_id).info.status == "FAILED"
 
 
-def test_two_draft_rounds(compose, tmp_path):
-    cfg = compose("variant=igrpo", "variant.num_drafts=2", "variant.rounds=2")
+def test_two_draft_rounds_with_kl_to_the_reference_model(compose, tmp_path):
+    cfg = compose("variant=igrpo", "variant.num_drafts=2", "variant.rounds=2", "algo.beta=0.01")
     assert cfg.variant.num_refinements == 4  # 8 - 2 x 2
     result = run(cfg)
     client = _client(cfg)
@@ -139,10 +139,5 @@ def test_two_draft_rounds(compose, tmp_path):
     assert len([r for r in step0 if r["stage"] == "draft"]) == 2 * 2 * cfg.train.prompts_per_step
     second_round = [r for r in step0 if r["stage"] == "draft" and "Draft:" in r["prompt"]]
     assert len(second_round) == 2 * cfg.train.prompts_per_step  # round 2 is conditioned on round 1
-
-
-def test_kl_to_reference_model(compose):
-    cfg = compose("variant=igrpo", "algo.beta=0.01")
-    result = run(cfg)
-    kl = _client(cfg).get_metric_history(result.run_id, "train/kl")
+    kl = client.get_metric_history(result.run_id, "train/kl")
     assert len(kl) == 2 and all(m.value >= 0 for m in kl)

@@ -7,7 +7,7 @@ import json
 
 import mlflow
 import pytest
-from conftest import run_cli, tiny_overrides
+from tests.helpers import run_cli, tiny_overrides
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +71,12 @@ def test_drafts_are_ranked_by_the_judge(judge_sweep, tmp_path):
 
 def test_http_judge_that_fails_does_not_crash_the_run(tmp_path, model_cache):
     """A judge server answering only 500s: the run FINISHES and the failures are counted."""
-    from test_judge_http import _Server
+    from tests.test_judge_http import _Server
 
     server = _Server(lambda body: (500, b"down for maintenance"))
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
     try:
-        proc = run_cli(["reward=judge", "reward.judge.backend=http", f"reward.judge.url={server.url}",
+        proc = run_cli(["reward=judge", "reward/judge=http", f"reward.judge.url={server.url}",
                         "reward.judge.max_retries=1", "reward.judge.backoff_s=0.01", "reward.judge.timeout_s=2",
                         *tiny_overrides(model_cache), f"tracking.uri={db}"], cwd=tmp_path)
     finally:

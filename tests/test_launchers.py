@@ -4,13 +4,12 @@ SLURM (submitit) config composes with every setting a cluster user needs (no SLU
 from __future__ import annotations
 
 import mlflow
-from conftest import run_cli, tiny_overrides
+from tests.helpers import run_cli, tiny_overrides
 
 
-def test_joblib_launcher_runs_a_parallel_sweep_under_one_parent(tmp_path, model_cache):
+def test_joblib_launcher_runs_a_parallel_sweep_under_one_parent(tmp_path, model_cache, smoke_model_dir):
     db = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    # build the tiny model first, so the two parallel jobs do not both build it
-    assert run_cli([*tiny_overrides(model_cache), "train.steps=1", f"tracking.uri={db}"], cwd=tmp_path).returncode == 0
+    # smoke_model_dir: the tiny model is built first, so the two parallel jobs do not both build it
     proc = run_cli(["-m", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2", "variant=grpo,igrpo",
                     *tiny_overrides(model_cache), f"tracking.uri={db}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
                    cwd=tmp_path)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from omegaconf import OmegaConf
 
-from igrpo.config import EvalConfig, EvalSuiteConfig, ModelConfig, TaskConfig
 from igrpo.drafts import build_refinement_prompt
 from igrpo.errors import ConfigError
 from igrpo.tasks import load_task
 from igrpo.tasks.math_data import MATH_PROMPT, build_math_task
+from tests.helpers import eval_node, option_node
 
 MATH_ROWS = [
     {"problem": "What is $1+1$?", "solution": "We add: $1+1=\\boxed{2}$.", "level": "Level 1"},
@@ -40,8 +39,8 @@ def suite_file(tmp_path) -> str:
 
 
 def task_cfg(**kw):
-    base = {"name": "math", "answer_field": None, "solution_field": "solution", "hub": None}
-    return OmegaConf.structured(TaskConfig(**{**base, **kw}))
+    """task=math as conf/task/math.yaml defines it, without its hub source, with ``kw`` changed."""
+    return option_node("task", "math", **{"hub": None, **kw})
 
 
 def error_of(fn, *args, **kw) -> str:
@@ -130,7 +129,7 @@ def test_hub_source_goes_through_datasets_load_dataset(monkeypatch):
     data = build_math_task(task_cfg(hub="DigitalLearningGmbH/MATH-lighteval", hub_config="default"))
     assert calls == [("DigitalLearningGmbH/MATH-lighteval", "default", "train")]
     assert [(p.problem, p.answer, p.id) for p in data.train] == [("hub problem", "5", "math:0")]
-    message = error_of(build_math_task, task_cfg(hub="missing/dataset"))
+    message = error_of(build_math_task, task_cfg(hub="missing/dataset", hub_config=None))
     assert message.startswith("task.hub=missing/dataset (config None, split train) could not be loaded: Dataset")
     assert message.endswith("set task.path to a local file")
 
@@ -139,23 +138,22 @@ def test_eval_suites_replace_the_tasks_and_are_held_out_from_training(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", MATH_ROWS)
     suite = write_jsonl(tmp_path / "aime.jsonl", [{"problem": "what is  $1+1$?", "answer": "2"},
                                                    {"problem": "Held-out only", "answer": "9"}])
-    eval_cfg = OmegaConf.structured(EvalConfig(name="paper", suites={
-        "aime24": EvalSuiteConfig(path=suite, samples=4), "gsm8k": EvalSuiteConfig(path=suite, max_problems=1)}))
+    eval_cfg = eval_node(aime24={"path": suite, "hub": None, "samples": 4},
+                         gsm8k={"path": suite, "hub": None, "max_problems": 1})
     data = load_task(task_cfg(path=train), seed=0, eval_cfg=eval_cfg)
     assert list(data.eval_suites) == ["aime24", "gsm8k"] and len(data.eval_suites["gsm8k"]) == 1
     assert [p.answer for p in data.train] == ["\\frac{1}{2}", "3"]  # "What is $1+1$?" is an eval problem
     assert data.extra["held_out_removed"] == 1
-    bad_suite = OmegaConf.structured(
-        EvalConfig(suites={"amc23": EvalSuiteConfig(path=train, problem_field="question")}))
+    bad_suite = eval_node(amc23={"path": train, "hub": None, "problem_field": "question"})
     assert error_of(load_task, task_cfg(path=train), 0, eval_cfg=bad_suite).startswith(
         f"eval.suites.amc23.path={train}: line 1: missing field 'question'")
-    assert "has no eval suites of its own" in error_of(load_task, task_cfg(path=train), 0, eval_cfg=EvalConfig())
+    assert "has no eval suites of its own" in error_of(load_task, task_cfg(path=train), 0, eval_cfg=eval_node())
 
 
 def test_prompt_template_precedence(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", MATH_ROWS)
-    suites = OmegaConf.structured(EvalConfig(suites={"s": EvalSuiteConfig(path=suite_file(tmp_path))}))
-    model = OmegaConf.structured(ModelConfig(prompt_template="Model: {problem}"))
+    suites = eval_node(s={"path": suite_file(tmp_path), "hub": None})
+    model = option_node("model", "hf", path="unused", prompt_template="Model: {problem}")
     assert load_task(task_cfg(path=train), 0, model_cfg=model, eval_cfg=suites).prompt_template == "Model: {problem}"
     task = task_cfg(path=train, prompt_template="Task: {problem} \\boxed{}")
     data = load_task(task, 0, model_cfg=model, eval_cfg=suites)
@@ -176,8 +174,8 @@ def chat_tokenizer_dir(tmp_path_factory):
 
 def test_chat_template_frames_plain_and_refinement_prompts(tmp_path, chat_tokenizer_dir):
     train = write_jsonl(tmp_path / "train.jsonl", MATH_ROWS)
-    suites = OmegaConf.structured(EvalConfig(suites={"s": EvalSuiteConfig(path=suite_file(tmp_path))}))
-    model = OmegaConf.structured(ModelConfig(path=chat_tokenizer_dir, chat_template=True, system_prompt="Be {exact}."))
+    suites = eval_node(s={"path": suite_file(tmp_path), "hub": None})
+    model = option_node("model", "hf", path=chat_tokenizer_dir, chat_template=True, system_prompt="Be {exact}.")
     data = load_task(task_cfg(path=train), 0, model_cfg=model, eval_cfg=suites)
     problem = data.train[0]
     # the tokenizer adds <bos> itself, so the template's rendered <bos> is dropped (no double BOS)
@@ -196,8 +194,8 @@ def test_chat_template_errors_are_one_line(tmp_path):
     from igrpo.models.tiny import build_char_tokenizer
 
     train = write_jsonl(tmp_path / "train.jsonl", MATH_ROWS)
-    suites = OmegaConf.structured(EvalConfig(suites={"s": EvalSuiteConfig(path=suite_file(tmp_path))}))
+    suites = eval_node(s={"path": suite_file(tmp_path), "hub": None})
     build_char_tokenizer().save_pretrained(tmp_path / "no_template")
-    model = OmegaConf.structured(ModelConfig(path=str(tmp_path / "no_template"), chat_template=True))
+    model = option_node("model", "hf", path=str(tmp_path / "no_template"), chat_template=True)
     assert "has no chat template; set model.chat_template=false" in error_of(
         load_task, task_cfg(path=train), 0, model_cfg=model, eval_cfg=suites)

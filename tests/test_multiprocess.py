@@ -12,7 +12,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from conftest import ROOT, tiny_overrides
+from tests.helpers import ROOT, tiny_overrides
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 # Hydra re-executes plugin modules in place whenever it scans for plugins (each compose in this process), so
 # names are looked up on the module at call time, never bound at import.
 from hydra_plugins.igrpo_optuna_sweeper import search_space
-from tests.conftest import ROOT, run_cli, tiny_overrides
+from tests.helpers import ROOT, run_cli, tiny_overrides
 
 # ----------------------------------------------------------------------------- search space (pure)
 
@@ -86,6 +86,15 @@ def _mlflow(tmp_path):
     return client, runs
 
 
+def _parent_id(tmp_path, study_name: str) -> str | None:
+    """The study's MLflow parent run: found by its key (study name and storage), as igrpo's callback finds it."""
+    from igrpo.tracking.names import optuna_parent_key
+    from igrpo.tracking.parent import find_parent_run
+
+    return find_parent_run(f"sqlite:///{tmp_path / 'mlflow.db'}", "igrpo",
+                           optuna_parent_key(study_name, f"sqlite:///{tmp_path / 'optuna.db'}"))
+
+
 def _children(runs, study_name: str):
     return [r for r in runs if r.data.tags.get("phase") == "train" and r.data.tags.get("optuna_study") == study_name]
 
@@ -99,7 +108,7 @@ def test_single_objective_sweep_runs_n_trials_as_children_of_the_study_parent(tm
     assert [t.number for t in study.trials] == list(range(6))
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert {"algo.learning_rate", "variant.num_drafts"} == set(study.trials[0].params)
-    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    parent_id = _parent_id(tmp_path, "igrpo_lr_single")
 
     client, runs = _mlflow(tmp_path)
     parent = client.get_run(parent_id)
@@ -158,7 +167,8 @@ def test_killed_sweep_resumes_with_the_same_parent_and_continued_trial_numbers(t
             proc.wait()
     killed = [t.number for t in _study(tmp_path, "igrpo_lr_single").trials if t.state == TrialState.RUNNING]
     assert len(killed) == 1
-    first_parent = _study(tmp_path, "igrpo_lr_single").user_attrs["mlflow_parent_run_id"]
+    first_parent = _parent_id(tmp_path, "igrpo_lr_single")
+    assert first_parent is not None
 
     args = [a if not a.startswith("hydra.sweep.dir=") else f"hydra.sweep.dir={tmp_path / 'sweep2'}" for a in args]
     proc = run_cli(args, cwd=tmp_path)
@@ -173,13 +183,13 @@ def test_killed_sweep_resumes_with_the_same_parent_and_continued_trial_numbers(t
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     complete = [t.number for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == len(numbers) - 1
-    assert study.user_attrs["mlflow_parent_run_id"] == first_parent
+    assert _parent_id(tmp_path, "igrpo_lr_single") == first_parent
 
     client, runs = _mlflow(tmp_path)
     assert client.get_run(first_parent).info.status == "FINISHED"
     assert (tmp_path / "sweep2" / ".mlflow_parent_run").read_text().strip() == first_parent
     sweeps = [r for r in runs if r.data.tags.get("phase") == "sweep"]
-    assert [r.info.lifecycle_stage for r in sweeps if r.info.run_id != first_parent] == ["deleted"]  # 2nd's fresh
+    assert [r.info.run_id for r in sweeps] == [first_parent]  # found again by its key: no second parent made
     children = _children(runs, "igrpo_lr_single")
     finished = [r for r in children if r.info.status == "FINISHED"]
     assert sorted(int(r.data.tags["optuna_trial"]) for r in finished) == complete
@@ -203,7 +213,7 @@ def test_failing_trial_is_fail_and_the_sweep_goes_on(tmp_path, model_cache):
             assert f"[igrpo_optuna] trial {trial.number}: algo.learning_rate=-1 " in proc.stdout
     assert "error: algo.learning_rate=-1.0 is not valid" in proc.stderr
     client, runs = _mlflow(tmp_path)
-    assert client.get_run(study.user_attrs["mlflow_parent_run_id"]).info.status == "FINISHED"
+    assert client.get_run(_parent_id(tmp_path, "igrpo_lr_single")).info.status == "FINISHED"
     assert len(_children(runs, "igrpo_lr_single")) == sum(t.state == TrialState.COMPLETE for t in study.trials)
 
 
@@ -220,7 +230,7 @@ def test_multi_objective_sweep_gives_two_values_per_trial_and_a_pareto_front(tmp
     assert results["objective"] == ["eval/mean/avg_at_k", "perf/run_seconds"]
     assert sorted(t["trial"] for t in results["pareto_front"]) == sorted(t.number for t in study.best_trials)
     client, _ = _mlflow(tmp_path)
-    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    parent = client.get_run(_parent_id(tmp_path, "igrpo_quality_vs_time"))
     assert parent.data.metrics["pareto_front_size"] == len(study.best_trials)
     assert "pareto_front.json" in [a.path for a in client.list_artifacts(parent.info.run_id)]
 
@@ -232,5 +242,5 @@ def test_directions_must_match_the_objectives(tmp_path):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: objective lists 1 metric(s)"), proc.stderr
-    _, runs = _mlflow(tmp_path)
-    assert not [r for r in runs if r.info.lifecycle_stage == "active"]
+    _, runs = _mlflow(tmp_path)  # no trial ran; the study's parent run ended FAILED (the sweep was refused)
+    assert [r.data.tags["phase"] for r in runs] == ["sweep"] and runs[0].info.status == "FAILED"

@@ -10,7 +10,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 # suite -> rows in the layout of its hub dataset (conf/eval/paper.yaml maps these columns)
 SUITES = {
@@ -72,10 +72,13 @@ def _runs(db):
 @pytest.fixture(scope="module")
 def paper_runs(paper_files, tmp_path_factory):
     """GRPO and iGRPO (refinement template `paper`) as one multirun of the real CLI: one process start for
-    both runs (most of a tiny run's time on a loaded machine is importing torch/transformers/TRL/MLflow)."""
+    both runs (most of a tiny run's time on a loaded machine is importing torch/transformers/TRL/MLflow). The two
+    runs set different variant fields, so they go through a plan (hydra/sweeper=igrpo_plan), as experiments do."""
     cwd = tmp_path_factory.mktemp("paper_runs")
     db = cwd / "mlflow.db"
-    proc = run_cli(["-m", "variant=grpo,igrpo", "variant.num_drafts=2", "variant.template=paper", "eval.greedy=true",
+    plan = cwd / "plan.json"
+    plan.write_text(json.dumps([["variant=grpo"], ["variant=igrpo", "variant.num_drafts=2", "variant.template=paper"]]))
+    proc = run_cli(["-m", "hydra/sweeper=igrpo_plan", f"hydra.sweeper.plan={plan}", "eval.greedy=true",
                     *paper_args(paper_files, db)], cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, runs = _runs(db)
@@ -166,7 +169,6 @@ def test_toy_eval_keeps_its_names_and_lists_exactly_what_it_logs(compose):
     (["task=acereason", "task.hub=null", "eval=paper"], "task: no data source; set task.path"),
     (["eval=paper", "eval.suites.aime24.samples=0"], "eval.suites.aime24.samples=0 is not valid; it must be > 0"),
     (["eval=paper", "eval.suites.aime24.answer_format=latex"], "eval.suites.aime24.answer_format='latex' is not valid"),
-    (["model.chat_template=true"], "model.chat_template=true needs model.path"),
     (["eval=paper", "objective=eval/mean/avg_at_8"], "objective='eval/mean/avg_at_8' is not valid"),
 ])
 def test_task_eval_and_model_mistakes_are_one_line_errors(overrides, message, paper_files, compose):
@@ -182,12 +184,11 @@ def test_task_eval_and_model_mistakes_are_one_line_errors(overrides, message, pa
 def test_suite_names_become_metric_names_so_mean_is_reserved(compose):
     from omegaconf import OmegaConf, open_dict
 
-    from igrpo.config import EvalSuiteConfig
     from igrpo.errors import ConfigError
     from igrpo.validate import validate
 
     cfg = compose("eval=paper")
     with open_dict(cfg):  # a new suite is added in YAML (an eval config of your own); the CLI can only edit suites
-        cfg.eval.suites["mean"] = OmegaConf.structured(EvalSuiteConfig(hub="org/data"))
+        cfg.eval.suites["mean"] = OmegaConf.merge(cfg.eval.suites.aime24, {"hub": "org/data"})
     with pytest.raises(ConfigError, match="^eval.suites.mean is not a valid suite name"):
         validate(cfg)

@@ -4,41 +4,26 @@ and test_analysis (launched once per session)."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
+from tests.helpers import headless_chromium, needs_chromium
+
 from experiments.spec import load_spec
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-# On a developer machine without Chromium the test skips; in CI (CI=true, .ci/run installs it) it must run.
-pytestmark = pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER))
-                                and os.environ.get("CI") != "true",
-                                reason=f"needs Debian chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER}); "
-                                       "CI installs them")
+pytestmark = needs_chromium()
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, model_cache):
-    from test_analysis import tiny_report
+    from tests.test_analysis import tiny_report
 
     return tiny_report(tmp_path_factory.getbasetemp() / "tiny_fig3", model_cache)[1]
 
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2400"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = headless_chromium(tmp_path / "profile", window="1280,2400")
     yield driver
     driver.quit()
 

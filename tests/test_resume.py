@@ -15,7 +15,7 @@ from collections import Counter
 
 import mlflow
 import pytest
-from conftest import ROOT, run_cli, tiny_overrides
+from tests.helpers import ROOT, run_cli, tiny_overrides
 from mlflow.tracking import MlflowClient
 
 from igrpo.checkpoints import STATE_FILE, RunCheckpoints, check_settings, open_checkpoints
@@ -165,8 +165,8 @@ def test_resume_point_is_the_newest_complete_checkpoint(store, tmp_path):
     for step in (1, 2, 3):  # killed while logging checkpoint-4's metrics: step 4 never reached MLflow
         client.log_metric(run_id, "train/loss", float(step), step=step)
     client.log_metric(run_id, "eval/mean/greedy", 0.25, step=0)
-    assert ckpt.resumable_run(client, exp) == run_id
-    resume = ckpt.resume(client, run_id)
+    assert ckpt.resumable_run(exp) == run_id
+    resume = ckpt.resume(run_id)
     assert resume.step == 4 and resume.checkpoint == ckpt.dir / "checkpoint-4"
     assert _steps(client, run_id, "train/loss") == [1, 2, 3, 4]  # the missing step, from the checkpoint
     assert sorted(p.name for p in ckpt.dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
@@ -180,16 +180,40 @@ def test_finished_run_is_not_resumed_and_abandoned_run_is_closed(store, tmp_path
     _checkpoint(ckpt.dir, 2, {})
     run_id = client.create_run(exp).info.run_id
     ckpt.record_run(run_id)
-    assert ckpt.resumable_run(client, "other-experiment") is None
-    assert RunCheckpoints(ckpt.dir, "sqlite:///elsewhere.db").resumable_run(client, exp) is None
+    assert ckpt.resumable_run("other-experiment") is None
+    assert RunCheckpoints(ckpt.dir, "sqlite:///elsewhere.db").resumable_run(exp) is None
     client.set_terminated(run_id, status="FAILED")  # e.g. SIGTERM from a scheduler: resumable
-    assert ckpt.resumable_run(client, exp) == run_id
+    assert ckpt.resumable_run(exp) == run_id
     client.set_terminated(run_id, status="FINISHED")
-    assert ckpt.resumable_run(client, exp) is None
+    assert ckpt.resumable_run(exp) is None
     client.update_run(run_id, status="RUNNING")
-    ckpt.start_fresh(client)  # train.resume=false: a new run; the killed one is closed, its checkpoints go
+    ckpt.start_fresh()  # train.resume=false: a new run; the killed one is closed, its checkpoints go
     assert client.get_run(run_id).info.status == "KILLED"
     assert not list(ckpt.dir.iterdir())
+
+
+def test_trainer_extra_state_round_trips_through_json():
+    """What a checkpoint saves of the trainer (igrpo_state.json) restores the same state: entropy schedule, last
+    entropy and iGRPO's draft-selection RNG (the methods alone, on trainers not built by TRL)."""
+    import random
+
+    from igrpo.entropy import ScheduleState
+    from igrpo.trainer import IGRPOTrainer
+
+    def bare(seed):
+        trainer = object.__new__(IGRPOTrainer)
+        trainer._schedule_state, trainer._last_entropy = ScheduleState(), None
+        trainer._selection_rng = random.Random(seed)
+        return trainer
+
+    saved = bare(1)
+    saved.load_extra_state({"schedule": {"coef": 0.3, "triggered": True}, "last_entropy": 0.5})
+    saved._selection_rng.random()
+    state = json.loads(json.dumps(saved.extra_state()))
+    restored = bare(2)
+    restored.load_extra_state(state)
+    assert json.loads(json.dumps(restored.extra_state())) == state and restored.entropy_coef == 0.3
+    assert restored._selection_rng.random() == saved._selection_rng.random()
 
 
 def test_one_process_per_checkpoint_dir(tmp_path):

@@ -6,7 +6,7 @@ break. ``hydra-optuna-mlflow-sweeper`` is a young third-party package that insta
 ``hydra_plugins`` folder. Ours is three small modules on the pinned optuna 5.0.0, using only its public
 ask/tell API, and it knows igrpo's MLflow layout (one parent run per study, one child run per trial):
 this one (the Sweeper, its config dataclasses and ConfigStore entry), ``search_space`` (Hydra sweep syntax ->
-optuna distributions, and the config errors) and ``mlflow_parent`` (the study's MLflow parent run).
+optuna distributions, and the config errors) and ``study_parent`` (its use of the study's MLflow parent run).
 
     python run.py -m hparams_search=lr_single                       # conf/hparams_search/lr_single.yaml
     python run.py -m hparams_search=lr_single hydra.sweeper.n_trials=20   # same study: runs 20 - done more
@@ -16,14 +16,14 @@ Search space: ``hydra.sweeper.params`` (override key -> Hydra sweep syntax) plus
 command line (which wins over ``params`` for the same key); plain command-line overrides are passed to
 every trial. Resume: ``study_name`` + ``storage`` identify the study; a re-run loads it, marks trials left
 RUNNING by a killed sweep FAIL (this assumes no other process is working on the same study), and runs
-only ``n_trials`` minus the trials already finished. MLflow: the study keeps its parent run (study user
-attr ``mlflow_parent_run_id``); a resumed sweep re-adopts it instead of the fresh one that
-``igrpo.hydra_callbacks.MlflowParentRunCallback`` just made, so every trial of a study is a child of one run.
+only ``n_trials`` minus the trials already finished. MLflow: igrpo's multirun callback
+(``igrpo.tracking.parent.MlflowParentRunCallback``) finds the study's parent run by the key
+``optuna:<study_name>@<storage>`` (or creates it), so every trial of a persistent study, over all its sweeps, is a
+child of one run; the callback alone sets that run's status (FINISHED at the end, FAILED if the sweep dies).
 """
 
 # No `from __future__ import annotations`: Hydra executes plugin modules before registering them in
 # sys.modules, and dataclasses then cannot resolve string annotations.
-import functools
 import math
 import re
 import sys
@@ -37,12 +37,15 @@ from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from hydra_plugins.igrpo_sweeper_common import ExitIsFailure  # a job's sys.exit fails only that job
+
 # Used as module attributes (search_space.SweepConfigError, not `from ... import`): Hydra's plugin scan executes
 # every module under hydra_plugins again, in place, after this one imported them, so the exception classes a
 # name imported here would hold are not the ones search_space raises.
-from hydra_plugins.igrpo_optuna_sweeper import mlflow_parent, search_space
+from hydra_plugins.igrpo_optuna_sweeper import search_space, study_parent
 
-# optuna and mlflow are imported lazily: Hydra imports every plugin module on every `run.py` start.
+# optuna and mlflow (through igrpo.tracking) are imported lazily: Hydra imports every plugin module on every
+# `run.py` start.
 
 SAMPLERS = ("tpe", "random", "nsga2")
 DIRECTIONS = ("minimize", "maximize")
@@ -75,28 +78,6 @@ ConfigStore.instance().store(group="hydra/sweeper", name="igrpo_optuna", node=Ig
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class TrialExited(RuntimeError):
-    """A trial's job called sys.exit (igrpo's one-line config errors exit 2)."""
-
-
-class _ExitIsFailure:
-    """Wraps the task function: a job's ``sys.exit(n)`` becomes an exception, which Hydra records as that job's
-    failure, so one bad trial does not end the study. Exits from signals (status >= 128: igrpo's SIGTERM
-    handler) still end the sweep. A module-level class, so parallel launchers can pickle it."""
-
-    def __init__(self, task_function) -> None:
-        self.task_function = task_function
-        functools.update_wrapper(self, task_function)
-
-    def __call__(self, cfg):
-        try:
-            return self.task_function(cfg)
-        except SystemExit as exit_:
-            if isinstance(exit_.code, int) and exit_.code >= 128:
-                raise
-            raise TrialExited(f"the job exited with status {exit_.code} (its error is printed above)") from None
 
 
 def objective_values(value: Any, n_objectives: int) -> list[float]:
@@ -133,7 +114,9 @@ def _as_container(value: Any) -> Any:
 
 
 def _safe_url(url: str | None) -> str:
-    return re.sub(r"//[^/@]*@", "//***@", url) if url else "in-memory"
+    from igrpo.tracking.names import storage_label
+
+    return storage_label(url)
 
 
 def _short(params: dict) -> str:
@@ -172,7 +155,7 @@ class IgrpoOptunaSweeper(Sweeper):
         self.hydra_context = hydra_context
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(
-            hydra_context=hydra_context, task_function=_ExitIsFailure(task_function), config=config)
+            hydra_context=hydra_context, task_function=ExitIsFailure(task_function), config=config)
 
     # -- optuna ---------------------------------------------------------------------------------
 
@@ -269,22 +252,23 @@ class IgrpoOptunaSweeper(Sweeper):
             self._check_compatible(study, distributions)
         except search_space.SweepConfigError as err:  # igrpo's convention for config mistakes: one line, exit 2, no run
             print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
-            mlflow_parent.discard_fresh_parent(self.config, sweep_dir)
             sys.exit(2)
         return self._optimize(study, stale, storage, distributions, fixed, sweep_dir)
 
     def _optimize(self, study, stale: list, storage, distributions: dict, fixed: list, sweep_dir: Path) -> Any:
         from optuna.trial import TrialState
 
-        parent, client = mlflow_parent.adopt_parent(study, sweep_dir, self.config, self.study_name, _safe_url(storage))
-        if parent and stale:
-            mlflow_parent.close_orphans(client, parent)
+        parent = study_parent.StudyParent.of_sweep(self.config, sweep_dir)
+        if parent is not None:
+            parent.tag_study(self.study_name, _safe_url(storage))
+            if stale:
+                parent.close_orphans()
         done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL,
                                                              TrialState.PRUNED)))
         remaining = max(0, self.n_trials - done)
         print(f"[igrpo_optuna] study '{self.study_name}' ({_safe_url(storage)}): {done} trial(s) done"
               + (f", {len(stale)} interrupted marked FAIL" if stale else "")
-              + f", running {remaining} more" + (f"; MLflow parent run {parent}" if parent else ""), flush=True)
+              + f", running {remaining} more" + (f"; MLflow parent run {parent.run_id}" if parent else ""), flush=True)
 
         returns, failures, completed, in_flight = [], 0, 0, []
         try:
@@ -323,8 +307,6 @@ class IgrpoOptunaSweeper(Sweeper):
                         shown = ", ".join(f"{v:.4g}" for v in values)
                         print(f"[igrpo_optuna] trial {trial.number}: {_short(trial.params)} -> {shown}", flush=True)
                 in_flight = []
-                if client is not None:
-                    mlflow_parent.keep_parent_running(client, parent)
                 if self.max_failures is not None and failures >= self.max_failures:
                     break
         except BaseException:  # Ctrl-C, SIGTERM: leave no trial RUNNING
@@ -333,8 +315,8 @@ class IgrpoOptunaSweeper(Sweeper):
             raise
 
         results = self._write_results(study, sweep_dir, storage)
-        if client is not None:
-            mlflow_parent.log_to_parent(client, parent, study, results, sweep_dir)
+        if parent is not None:
+            parent.log_results(study, results, sweep_dir)
         stop = None
         if self.max_failures is not None and failures >= self.max_failures:
             stop = f"stopped after {failures} failed trial(s) (hydra.sweeper.max_failures={self.max_failures})"

@@ -138,7 +138,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads; 0 = this process's share of the cores (set IGRPO_CONCURRENT_JOBS=2 "
+                             "when it shares the machine with a training run; see igrpo/threads.py)")
     args = parser.parse_args()
+    from igrpo.threads import apply as apply_threads
+
+    apply_threads(args.threads)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(CompletionModel(args.model, args.device)))
     print(f"serving {args.model} on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     try:

@@ -28,7 +28,7 @@ from igrpo.answers import answers_match, extract_final_answer
 from igrpo.judge.hf import HFJudge, continuation_logprobs
 from igrpo.judge.protocol import NO_ANSWER, answer_continuation, build_judge_prompt, resolve_template
 from igrpo.metrics import auroc
-from igrpo.models.loading import BUILD_INFO_FILE, cache_key, save_build
+from igrpo.models.loading import BUILD_INFO_FILE, build_lock, cache_key, save_build
 from igrpo.tasks.arith import build_arith_task, corrupt_solution
 from igrpo.tasks.base import Problem
 
@@ -151,14 +151,25 @@ def build_tiny_judge(judge_cfg, task_cfg, cache_root: Path, progress=None) -> Ju
     """The cached tiny judge directory, building and measuring it first when absent."""
     import json
 
-    from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
-
     spec = tiny_judge_spec(judge_cfg, task_cfg)
     key = cache_key(spec)
     target = Path(cache_root) / f"judge-{key}"
-    if (target / BUILD_INFO_FILE).exists():
+
+    def cached() -> JudgeBuildInfo | None:
+        if not (target / BUILD_INFO_FILE).exists():
+            return None
         info = json.loads((target / BUILD_INFO_FILE).read_text())
         return JudgeBuildInfo(**{**info, "path": str(target), "built_now": False})
+
+    found = cached()
+    if found is not None:
+        return found
+    with build_lock(target):  # parallel jobs with a cold cache build it once
+        return cached() or _build_tiny_judge(judge_cfg, task_cfg, spec, key, target, progress)
+
+
+def _build_tiny_judge(judge_cfg, task_cfg, spec: dict, key: str, target: Path, progress) -> JudgeBuildInfo:
+    from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
 
     start = time.perf_counter()
     tokenizer = build_char_tokenizer()

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,19 +72,30 @@ def cache_key(spec: dict) -> str:
 
 def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInfo:
     """Return the cached tiny model directory, building and warm-starting it first when absent."""
+    spec = tiny_build_spec(model_cfg, task_cfg)
+    key = cache_key(spec)
+    target = Path(cache_root) / f"tiny-{key}"
+
+    def cached() -> BuildInfo | None:
+        info_file = target / BUILD_INFO_FILE
+        if not info_file.exists():
+            return None
+        info = json.loads(info_file.read_text())
+        info.update(path=str(target), built_now=False)
+        return BuildInfo(**info)
+
+    found = cached()
+    if found is not None:
+        return found
+    with build_lock(target):
+        return cached() or _build_tiny(model_cfg, task_cfg, spec, key, target, progress)
+
+
+def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progress) -> BuildInfo:
     import time
 
     from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
     from igrpo.models.warmstart import warm_start
-
-    spec = tiny_build_spec(model_cfg, task_cfg)
-    key = cache_key(spec)
-    target = Path(cache_root) / f"tiny-{key}"
-    info_file = target / BUILD_INFO_FILE
-    if info_file.exists():
-        info = json.loads(info_file.read_text())
-        info.update(path=str(target), built_now=False)
-        return BuildInfo(**info)
 
     start = time.perf_counter()
     tokenizer = build_char_tokenizer()
@@ -110,6 +122,21 @@ def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInf
     saved = {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")}
     save_build(target, model, tokenizer, spec, saved)
     return info
+
+
+@contextmanager
+def build_lock(target: Path):
+    """One build of a cache entry at a time across processes: parallel jobs that start with a cold cache
+    (joblib, several ranks) would otherwise all build it; the others wait, then find the first one's build."""
+    import fcntl
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def save_build(target: Path, model, tokenizer, spec: dict, info: dict) -> None:

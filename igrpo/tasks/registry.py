@@ -52,8 +52,6 @@ def load_task(task_cfg, seed: int, model_cfg=None, eval_cfg=None) -> TaskData:
     if model_cfg is not None and getattr(model_cfg, "chat_template", False):
         from igrpo.tasks.prompts import chat_frame, load_tokenizer
 
-        if not model_cfg.path:
-            raise ConfigError("model.chat_template=true needs model.path (the tiny model has no chat template)")
         data.chat_prefix, data.chat_suffix = chat_frame(load_tokenizer(model_cfg.path), model_cfg.system_prompt,
                                                         where=f"model.path={model_cfg.path}")
     return data
