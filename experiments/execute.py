@@ -96,7 +96,7 @@ def _first_line(err: Exception) -> str:
 
 def _check_distinct(runs: list[PlannedRun], configs: list) -> None:
     """Two planned runs with one config would be one experiment twice, and two with one name confuse the UI."""
-    from igrpo.config import config_hash, default_run_name
+    from igrpo.run_identity import config_hash, default_run_name
 
     seen_hash: dict[str, PlannedRun] = {}
     seen_name: dict[str, PlannedRun] = {}
@@ -121,7 +121,7 @@ def store_exists(tracking_uri: str) -> bool:
 def pending_runs(runs: list[PlannedRun], configs: list, tracking_uri: str) -> Pending:
     """Split the plan into runs to launch and runs whose config_hash (with the same table tags) already FINISHED in
     the spec's MLflow experiment."""
-    from igrpo.config import config_hash
+    from igrpo.run_identity import config_hash
 
     out = Pending()
     lookup = store_exists(tracking_uri)

@@ -26,7 +26,8 @@ from igrpo.checkpoints import (
     state_writer,
     train_from,
 )
-from igrpo.config import config_hash, default_run_name, to_container  # noqa: F401 (re-exported)
+from igrpo.config import to_container
+from igrpo.run_identity import config_hash, default_run_name
 from igrpo.distributed import init_processes, is_main_process, process_index, wait_for_everyone, world_size
 from igrpo.evaluate import evaluate_suites
 from igrpo.models.loading import load_policy

@@ -231,7 +231,7 @@ def test_one_process_per_checkpoint_dir(tmp_path):
 def test_checkpoint_settings_are_checked_and_left_out_of_the_config_hash(compose):
     from omegaconf import OmegaConf
 
-    from igrpo.runner import config_hash
+    from igrpo.run_identity import config_hash
 
     cfg = compose()
     base = config_hash(cfg)
