@@ -1,0 +1,46 @@
+"""Schemas of the ``model`` group: the embedded tiny model and any Hugging Face causal LM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelCommon:
+    name: str = MISSING  # label used in run names and tags
+    dtype: str = MISSING  # float32 | bfloat16 | float16; the half types need device=cuda
+    cache_dir: str | None = MISSING  # where built models (policy, tiny judge) are cached; None = .cache/igrpo
+
+
+@dataclass
+class ModelTiny(ModelCommon):
+    """The embedded ~1M-parameter Llama with a character tokenizer, built and warm-started in-project."""
+
+    hidden_size: int = MISSING  # width of the Llama blocks
+    num_layers: int = MISSING  # transformer blocks
+    num_heads: int = MISSING  # attention heads (no grouped-query attention)
+    intermediate_size: int = MISSING  # MLP width
+    max_positions: int = MISSING  # longest prompt + completion, in characters
+    # warm start: a short supervised phase so the base is partially correct
+    warmstart_steps: int = MISSING  # hard cap on supervised steps
+    warmstart_target_accuracy: float = MISSING  # stop early once greedy dev accuracy reaches this
+    warmstart_eval_every: int = MISSING  # steps between dev-accuracy checks
+    warmstart_first_check: int = MISSING  # no dev checks before this step
+    warmstart_batch_size: int = MISSING
+    warmstart_lr: float = MISSING
+    warmstart_draft_fraction: float = MISSING  # share of examples that carry a draft (correct or corrupted)
+    warmstart_corrupt_fraction: float = MISSING  # share of those drafts that are corrupted
+    warmstart_pool_size: int = MISSING  # distinct training problems drawn for the warm start
+    warmstart_max_draft_tokens: int = MISSING  # drafts in warm-start prompts are cut to their last N characters
+
+
+@dataclass
+class ModelHF(ModelCommon):
+    """Any Hugging Face causal LM by hub id or local directory (the paper's base models included)."""
+
+    path: str = MISSING  # HF hub id or local directory
+    chat_template: bool = MISSING  # wrap every prompt (plain, draft-conditioned, eval) in the tokenizer's template
+    system_prompt: str | None = MISSING  # system message when chat_template is true; None = no system turn
+    prompt_template: str | None = MISSING  # user message with {problem}; None = the task's own

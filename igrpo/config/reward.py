@@ -1,0 +1,79 @@
+"""Schemas of the ``reward`` group and its nested ``reward/judge`` group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class JudgeCommon:
+    """What every judge backend shares: the prompt, how its output becomes a score, the fallback."""
+
+    backend: str = MISSING  # tiny | hf | http (the option of the reward/judge group)
+    template: str = MISSING  # judge prompt: tiny | paper | literal text with {problem} {reference} {candidate}
+    verdict: str = MISSING  # answer: P(judge restates the reference) | word: P(correct word)
+    use_reference: bool = MISSING  # word mode: show the judge the reference
+    correct: str = MISSING  # word mode: the verdict word for a correct candidate
+    incorrect: str = MISSING  # word mode: the verdict word for a wrong candidate
+    max_candidate_chars: int = MISSING  # the judge sees the candidate's last N characters
+    fallback_score: float = MISSING  # score for unreadable judge output or failed requests (counted)
+
+
+@dataclass
+class JudgeTiny(JudgeCommon):
+    """The embedded tiny judge, built in-project on first use (or a built directory in ``model``)."""
+
+    model: str | None = MISSING  # None = build the embedded judge; else a directory of a built one
+    batch_size: int = MISSING  # prompts per forward pass
+    hidden_size: int = MISSING
+    num_layers: int = MISSING
+    num_heads: int = MISSING
+    intermediate_size: int = MISSING
+    build_steps: int = MISSING  # cap on supervised steps
+    build_batch_size: int = MISSING
+    build_lr: float = MISSING
+    build_target_auroc: float = MISSING  # stop once dev AUROC reaches this (checked every build_eval_every)
+    build_eval_every: int = MISSING
+    build_pool_size: int = MISSING  # distinct training problems for judge candidates
+    build_heldout_size: int = MISSING  # held-out candidates (eval-suite problems) for the reported AUROC
+
+
+@dataclass
+class JudgeHF(JudgeCommon):
+    """Any local or hub causal LM as the judge."""
+
+    model: str = MISSING  # hub id or directory
+    batch_size: int = MISSING  # prompts per forward pass
+
+
+@dataclass
+class JudgeHTTP(JudgeCommon):
+    """An OpenAI-compatible completions endpoint (with logprobs) as the judge."""
+
+    url: str | None = MISSING  # base URL, e.g. http://127.0.0.1:8000/v1 (required)
+    api_model: str = MISSING  # the model name sent with each request
+    concurrency: int = MISSING  # requests in flight
+    timeout_s: float = MISSING  # per request
+    max_retries: int = MISSING  # retries on errors, timeouts, 429/5xx (exponential backoff)
+    backoff_s: float = MISSING  # first retry delay
+    cache_size: int = MISSING  # verdicts cached by (problem, reference, candidate)
+
+
+@dataclass
+class RewardBinary:
+    """1 if the extracted final answer is equivalent to the reference, else 0 (+ optional format reward)."""
+
+    name: str = MISSING
+    format_weight: float = MISSING  # weight of an optional format reward (0 = none)
+    verifier: str = MISSING  # math_verify (symbolic, time-limited) | exact (text)
+    verify_time_budget_s: float = MISSING  # math_verify: per-call limit, enforced in a killable worker
+
+
+@dataclass
+class RewardJudge(RewardBinary):
+    """A generative judge's score in [0, 1]; accuracy (the verifier) is still logged at weight 0."""
+
+    judge: Any = MISSING  # one of JudgeTiny | JudgeHF | JudgeHTTP (the reward/judge group)
