@@ -57,9 +57,11 @@ class TrackedGRPOTrainer(GRPOTrainer):
 
     completion_stage = "grpo"
 
-    def __init__(self, *args, rollout_recorder: RolloutRecorder | None = None, entropy_schedule=None, **kwargs):
+    def __init__(self, *args, rollout_recorder: RolloutRecorder | None = None, entropy_schedule=None,
+                 generated_per_prompt: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.rollout_recorder = rollout_recorder
+        self.generated_per_prompt = generated_per_prompt  # logged as rollouts/generated_per_prompt (every variant)
         self.entropy_schedule = entropy_schedule
         self._schedule_state = initial_state(entropy_schedule) if entropy_schedule is not None else ScheduleState()
         self._last_entropy: float | None = None
@@ -70,6 +72,8 @@ class TrackedGRPOTrainer(GRPOTrainer):
             self._entropy_bonus_enabled = True
 
     def training_step(self, model, inputs, num_items_in_batch):
+        if self.generated_per_prompt is not None:  # the spend per prompt, trained or not (igrpo.baselines.budget)
+            self._metrics["train"]["rollouts/generated_per_prompt"].append(float(self.generated_per_prompt))
         schedule = self.entropy_schedule
         if self._entropy_by_trl:
             # TRL moves entropy_coef after each optimizer step and logs the moved value; log instead the coefficient

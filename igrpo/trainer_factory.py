@@ -16,11 +16,15 @@ from igrpo.errors import ConfigError
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
 from igrpo.trainer import IGRPOTrainer, RolloutRecorder, TrackedGRPOTrainer
+from igrpo.baselines import BASELINE_VARIANTS
+from igrpo.baselines.budget import generated_per_prompt
+from igrpo.baselines.budget import group_size as variant_group_size
+from igrpo.baselines.factory import make_baseline_trainer
 
 
 def group_size(cfg) -> int:
     """Completions per prompt that TRL generates and trains on: GRPO's whole budget, iGRPO's G."""
-    return cfg.variant.num_refinements if cfg.variant.name == "igrpo" else cfg.rollout_budget
+    return variant_group_size(cfg)  # igrpo.baselines.budget; Critique-GRPO: its mixed group
 
 
 def per_device_batch(prompts_per_step: int, group: int, processes: int) -> int:
@@ -123,10 +127,12 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
     common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=build_dataset(task),
                   processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
-                  entropy_schedule=cfg.entropy)
+                  entropy_schedule=cfg.entropy, generated_per_prompt=generated_per_prompt(cfg))
     if cfg.variant.name == "igrpo":
         trainer = IGRPOTrainer(variant=cfg.variant, refinement_template=task.refinement_template(cfg.variant.template),
                                selection_seed=cfg.seed, **common)
+    elif cfg.variant.name in BASELINE_VARIANTS:  # critique_grpo, self_verify (igrpo.baselines)
+        trainer = make_baseline_trainer(cfg, task, tokenizer, common)
     else:
         trainer = TrackedGRPOTrainer(**common)
     # Metrics go to MLflow; the terminal gets a progress bar, not a dict per step.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import re
 
+from igrpo.baselines import BASELINE_VARIANTS
+from igrpo.baselines.budget import check_baseline_variant
 from igrpo.config import model_path
 from igrpo.drafts import ALL_ZERO_POLICIES, SELECTION_RULES, TIE_BREAKS, TRUNCATION_SIDES, check_budget, resolve_template
 from igrpo.entropy import check_schedule
@@ -17,7 +19,7 @@ from igrpo.tasks.arith import LEVELS
 from igrpo.tasks.registry import TASKS
 from igrpo.tasks.sources import SourceSpec, check_spec
 
-VARIANTS = ("grpo", "igrpo")
+VARIANTS = ("grpo", "igrpo", *BASELINE_VARIANTS)
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 SCALE_REWARDS = ("group", "batch", "none")
 IMPORTANCE_LEVELS = ("token", "sequence")
@@ -44,6 +46,7 @@ def validate(cfg) -> None:
 
     _check_required(cfg)
     _choice("variant", cfg.variant.name, VARIANTS)
+    check_baseline_variant(cfg)  # critique_grpo / self_verify: choices and the matched budget (igrpo.baselines)
     if cfg.variant.name == "igrpo":
         v = cfg.variant
         check_budget(cfg.rollout_budget, v.num_drafts, v.num_refinements, v.allow_budget_mismatch, v.rounds)

@@ -51,7 +51,7 @@ def test_group_options_read_from_conf():
 
 def test_bad_group_choice_is_named_with_choices():
     error = find_bad_group_choice(["variant=foo"])
-    assert error == "variant=foo is not a known option; choose one of: grpo, igrpo"
+    assert error == "variant=foo is not a known option; choose one of: critique_grpo, grpo, igrpo, self_verify"
     assert "algo=foo" in find_bad_group_choice(["-m", "algo=grpo,foo"])
     assert find_bad_group_choice(["variant=igrpo", "variant.num_drafts=3", "seed=0,1"]) is None
 

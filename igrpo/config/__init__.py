@@ -32,7 +32,7 @@ from igrpo.config.run import (
     Tracking,
     Train,
 )
-from igrpo.config.variant import Algo, VariantGRPO, VariantIGRPO
+from igrpo.config.variant import Algo, VariantCritiqueGRPO, VariantGRPO, VariantIGRPO, VariantSelfVerify
 
 __all__ = [  # the schemas, re-exported; new ones go in the module of their group
     "SCHEMAS",
@@ -61,8 +61,10 @@ __all__ = [  # the schemas, re-exported; new ones go in the module of their grou
     "TaskDataset",
     "Tracking",
     "Train",
+    "VariantCritiqueGRPO",
     "VariantGRPO",
     "VariantIGRPO",
+    "VariantSelfVerify",
     "model_path",
     "register_configs",
     "to_container",
@@ -73,7 +75,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"tiny": ModelTiny, "hf": ModelHF},
     "task": {"arith": TaskArith, "dataset": TaskDataset},
     "eval": {"eval": Eval},
-    "variant": {"grpo": VariantGRPO, "igrpo": VariantIGRPO},
+    "variant": {"grpo": VariantGRPO, "igrpo": VariantIGRPO, "critique_grpo": VariantCritiqueGRPO,
+                "self_verify": VariantSelfVerify},
     "algo": {"algo": Algo},
     "reward": {"binary": RewardBinary, "judge": RewardJudge},
     "judge": {"tiny": JudgeTiny, "hf": JudgeHF, "http": JudgeHTTP},

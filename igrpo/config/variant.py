@@ -50,3 +50,42 @@ class Algo:
     weight_decay: float = MISSING
     max_grad_norm: float = MISSING
     num_iterations: int = MISSING  # policy updates per generation batch (mu)
+
+
+@dataclass
+class VariantCritiqueGRPO:
+    """Critique-GRPO (arXiv 2506.03106; igrpo.baselines.critique): initial answers + critique-guided refinements in
+    one mixed group, all trained under the plain prompt. Where the papers are silent or disagree: see the module
+    docstrings of igrpo.baselines.critique and igrpo.baselines.shaping."""
+
+    name: str = MISSING
+    num_initial: int = MISSING  # answers sampled from the plain prompt per prompt (default 7 = budget - 1)
+    num_refinements: int = MISSING  # refinements per prompt, trained as if answered from the plain prompt (1)
+    # generated per prompt (initial + refinements, + critiques under self_cot) must equal rollout_budget ...
+    allow_budget_mismatch: bool = MISSING  # ... unless this is true (refine_from=all and self_cot need it)
+    critique: str = MISSING  # indicative_gt (released code) | indicative (no ground truth) | self_cot (policy's own)
+    critique_target: str = MISSING  # random_incorrect (a random wrong answer, else a random right one) | random | first
+    refine_from: str = MISSING  # one (critique one answer) | all (released code: refine every answer, keep the best)
+    shaping_gamma: float = MISSING  # gamma of the refinement rows' shaping f(p) = p / (p + gamma) (paper and code: 0.1)
+    scale_rewards: str = MISSING  # none (paper and code: reward - mixed-group mean) | group | batch (divide by std)
+    template: str = MISSING  # tiny | paper | literal text with {problem}, {solution} and {critique}
+    max_solution_tokens: int = MISSING  # the critiqued answer is cut to its last this-many tokens in the prompt
+
+
+@dataclass
+class VariantSelfVerify:
+    """Self-Verification (arXiv 2506.01369; igrpo.baselines.self_verify): the policy solves problems and grades its
+    own recent solutions (Yes/No), both trained with GRPO. Where the papers are silent or disagree: see the
+    module docstring of igrpo.baselines.self_verify."""
+
+    name: str = MISSING
+    verify_fraction: float = MISSING  # share of each step's prompts that are verify prompts (0.375: 3 of 8)
+    verify_mode: str = MISSING  # replace (verify prompts take solve prompts' places: GRPO's budget) | add
+    allow_budget_mismatch: bool = MISSING  # permit verify_mode=add (more completions per step than GRPO)
+    buffer_steps: int = MISSING  # buffer entries older than this many steps are evicted (paper: 60 of 1-2k steps)
+    buffer_max: int = MISSING  # buffer cap (oldest entries dropped first)
+    verify_reward_weight: str = MISSING  # fix_imbalance (released code) | inverse_frequency (BASELINES) | none
+    verify_scale_rewards: str = MISSING  # verify rows' advantages: batch (keeps the dynamic weight) | group | none
+    unparseable_reward: float = MISSING  # reward of a verify completion without a verdict line
+    max_solution_tokens: int = MISSING  # the graded solution is cut to its last this-many tokens in the verify prompt
+    instruction: str = MISSING  # the verification request: paper | literal text

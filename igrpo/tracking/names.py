@@ -4,8 +4,9 @@ Tracking URI precedence (as MLflow users expect, with an explicit choice winning
 ``tracking.uri`` > ``MLFLOW_TRACKING_URI`` > a local SQLite store ``mlflow.db`` in the working directory.
 
 Metric names (DESIGN, Conventions): ``train/...`` per step, ``eval/<suite>/<metric>`` at the end, ``draft/...``
-for Stage 1, ``perf/...`` timings, ``reward/...`` reward components. MLflow accepts only letters, digits,
-``_ - . : /`` and spaces in metric names.
+for Stage 1, ``perf/...`` timings, ``reward/...`` reward components, ``rollouts/...`` the rollout spend,
+``critique/...`` and ``verify/...``/``buffer/...`` the Critique-GRPO and Self-Verification variants. MLflow
+accepts only letters, digits, ``_ - . : /`` and spaces in metric names.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def metric_name(trl_key: str) -> str:
     """Our name for a TRL log key: ``train/...`` per step, ``perf/...`` timings, ``reward/...`` components."""
     if trl_key in _TRL_RENAMES:
         return _TRL_RENAMES[trl_key]
-    if trl_key.startswith(("draft/", "perf/", "eval/", "reward/")):
+    if trl_key.startswith(("draft/", "perf/", "eval/", "reward/", "rollouts/", "critique/", "verify/", "buffer/")):
         name = trl_key
     elif trl_key.startswith("rewards/") and trl_key.endswith("/mean"):
         name = "reward/" + trl_key[len("rewards/") : -len("/mean")]

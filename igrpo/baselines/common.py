@@ -1,0 +1,49 @@
+"""Glue shared by the baseline trainers: scoring completions with the training reward outside TRL's logging path,
+and the per-row view of a step's globally gathered rewards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from igrpo.rewards import combine_scores
+
+
+def completion_text(completion) -> str:
+    return completion if isinstance(completion, str) else completion[-1]["content"]
+
+
+def score(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence[str]
+          ) -> tuple[list[float | None], list[bool | None]]:
+    """(combined training reward, correct) of ``texts`` answering ``rows``, calling the reward callables directly
+    (TRL's ``_calculate_rewards`` would log them as trained completions). ``correct``: the accuracy reward is 1
+    (None when ungradeable); without an accuracy reward, a positive combined reward."""
+    if not rows:
+        return [], []
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    per_func = [func(prompts=list(prompts), completions=list(texts), trainer_state=trainer.state, **columns)
+                for func in trainer.reward_funcs]
+    combined = combine_scores(per_func, trainer.reward_weights.tolist())
+    names = list(trainer.reward_func_names)
+    if "accuracy" in names:
+        correct = [None if v is None else v >= 1.0 for v in per_func[names.index("accuracy")]]
+    else:
+        correct = [None if v is None else v > 0 for v in combined]
+    return combined, correct
+
+
+def global_rewards(trainer, rewards_per_func) -> tuple[list[float | None], list[bool | None]]:
+    """(combined reward, correct) per row of TRL's gathered ``rewards_per_func`` (rows of every process in process
+    order); NaN entries are functions that declined to score a row."""
+    per_func = [[None if v != v else float(v) for v in col] for col in rewards_per_func.T.tolist()]
+    combined = combine_scores(per_func, trainer.reward_weights.tolist())
+    names = list(trainer.reward_func_names)
+    if "accuracy" in names:
+        correct = [None if v is None else v >= 1.0 for v in per_func[names.index("accuracy")]]
+    else:
+        correct = [None if v is None else v > 0 for v in combined]
+    return combined, correct
+
+
+def mean(values: Sequence[float | None]) -> float | None:
+    scored = [v for v in values if v is not None]
+    return sum(scored) / len(scored) if scored else None
