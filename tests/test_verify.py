@@ -17,6 +17,7 @@ that math_verify alone does not support, and what the wrapper does about them:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -287,3 +288,17 @@ def test_worker_does_not_outlive_the_interpreter():
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_command_line_contract():
+    """``python -m igrpo.verify``: one ``{"equal", "seconds"}`` line per input line, ``{"error"}`` for a bad line."""
+    lines = [{"reference": "1000", "candidate": "1e3"}, {"reference": "3e", "candidate": "1e3"},
+             {"reference": r"5\text{ m}", "candidate": r"5\text{ km}"}, {"reference": "1", "candidate": "{{{{{1}}}}}"},
+             "not json", {"reference": 5}, {"reference": r"\frac{1}{2}", "candidate": None}]
+    stdin = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    out = subprocess.run([sys.executable, "-m", "igrpo.verify"], input=stdin, cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True)
+    replies = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r.get("equal") for r in replies] == [True, False, False, True, None, None, False]
+    assert "error" in replies[4] and "error" in replies[5]
+    assert all(0 <= r["seconds"] < 3 for r in replies if "equal" in r)
