@@ -39,6 +39,9 @@ class JudgeTiny(JudgeCommon):
     build_eval_every: int = MISSING
     build_pool_size: int = MISSING  # distinct training problems for judge candidates
     build_heldout_size: int = MISSING  # held-out candidates (eval-suite problems) for the reported AUROC
+    build_augment_fraction: float = MISSING  # share of training candidates that are hack-style (igrpo.judge.hacks)
+    build_target_hack_score: float = MISSING  # stop only once every hack family's dev mean score is at most this
+    build_hack_problems: int = MISSING  # held-out problems the hack suite is measured on at build
 
 
 @dataclass
@@ -70,6 +73,7 @@ class RewardBinary:
     format_weight: float = MISSING  # weight of an optional format reward (0 = none)
     verifier: str = MISSING  # math_verify (symbolic, time-limited) | exact (text)
     verify_time_budget_s: float = MISSING  # math_verify: per-call limit, enforced in a killable worker
+    verify_workers: int = MISSING  # math_verify: worker processes in the pool (the budget covers waiting for one)
 
 
 @dataclass

@@ -63,9 +63,11 @@ class HTTPJudge:
 
     def _payload(self, prompt: str, reference: str | None) -> dict:
         if self.mode == "answer":
-            # Score the reference as a continuation: echo the prompt back with its token log-probs.
-            return {"model": self.model, "prompt": prompt + answer_continuation(reference or ""), "max_tokens": 1,
-                    "temperature": 0.0, "logprobs": 1, "echo": True}
+            # Score the reference as a continuation, from the server's own tokenization: the prompt alone and the
+            # prompt + continuation, both echoed with their token log-probs and nothing generated. The
+            # continuation's tokens are those past the prompt's token count (see _read_answer).
+            return {"model": self.model, "prompt": [prompt, prompt + answer_continuation(reference or "")],
+                    "max_tokens": 0, "temperature": 0.0, "logprobs": 1, "echo": True}
         return {"model": self.model, "prompt": prompt, "max_tokens": self.max_tokens, "temperature": 0.0,
                 "logprobs": self.top_logprobs}
 
@@ -125,23 +127,28 @@ class HTTPJudge:
         return Verdict(None, "unparsed")
 
     def _read_answer(self, body, prompt: str, reference: str) -> Verdict:
-        """``answer`` mode: exp(sum of the echoed log-probs of the reference's tokens), located by their
-        text offsets (tokens starting at or after the end of the judge prompt, before the generated one)."""
+        """``answer`` mode: exp(sum of the log-probs of the full text's tokens past the prompt's own token count),
+        both counted by the server's tokenizer; never by character offsets, which a server may compute
+        differently (unknown characters, byte-level tokens) from this client's view of the text.
+        Unparsed unless both echoes are exactly the texts sent (nothing generated, nothing dropped) and the
+        prompt's tokens are a prefix of the full text's (no token spanning the prompt/continuation boundary)."""
+        full = prompt + answer_continuation(reference)
         try:
-            logprobs = body["choices"][0]["logprobs"]
-            end = len(prompt) + len(answer_continuation(reference))
-            total, seen = 0.0, 0
-            for offset, value in zip(logprobs["text_offset"], logprobs["token_logprobs"]):
-                if len(prompt) <= offset < end:
-                    if not isinstance(value, (int, float)) or not math.isfinite(value) or value > 0:
-                        return Verdict(None, "unparsed")
-                    total += value
-                    seen += 1
-            if seen:
-                return Verdict(math.exp(total), "logprobs")
+            choices = sorted(body["choices"], key=lambda c: c.get("index", 0))
+            if len(choices) != 2 or choices[0].get("text") != prompt or choices[1].get("text") != full:
+                return Verdict(None, "unparsed")
+            prompt_tokens = choices[0]["logprobs"]["tokens"]
+            full_tokens = choices[1]["logprobs"]["tokens"]
+            values = choices[1]["logprobs"]["token_logprobs"]
+            n = len(prompt_tokens)
+            if not (0 < n < len(full_tokens) == len(values)) or list(full_tokens[:n]) != list(prompt_tokens):
+                return Verdict(None, "unparsed")
+            continuation = values[n:]
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) and v <= 0 for v in continuation):
+                return Verdict(None, "unparsed")
+            return Verdict(math.exp(sum(continuation)), "logprobs")
         except (KeyError, IndexError, TypeError, AttributeError):
-            pass
-        return Verdict(None, "unparsed")
+            return Verdict(None, "unparsed")
 
     def close(self) -> None:
         if self._loop.is_running():

@@ -25,14 +25,18 @@ from pathlib import Path
 import torch
 
 from igrpo.answers import answers_match, extract_final_answer
+from igrpo.errors import ConfigError
+from igrpo.judge.hacks import HackReport, augmented_candidate, exact_reward, score_hack_suite, training_reading
 from igrpo.judge.hf import HFJudge, continuation_logprobs
-from igrpo.judge.protocol import NO_ANSWER, answer_continuation, build_judge_prompt, resolve_template
+from igrpo.judge.protocol import answer_continuation, build_judge_prompt, resolve_template
 from igrpo.metrics import auroc
 from igrpo.models.loading import BUILD_INFO_FILE, build_lock, cache_key, save_build
-from igrpo.tasks.arith import build_arith_task, corrupt_solution
-from igrpo.tasks.base import Problem
+from igrpo.tasks.arith import build_arith_task, corrupt_solution, make_problem
+from igrpo.tasks.base import Problem, TaskData
 
-JUDGE_FORMAT_VERSION = 2
+DEV_HACK_PROBLEMS = 16  # dev problems the hack suite runs on while training (the stopping rule)
+DEV_PROBLEMS = 256  # the first problems of the judge's draw: its dev set (the stopping rule), never trained on
+JUDGE_FORMAT_VERSION = 3  # 3: exact reading (hack augmentation), hack suite measured
 
 
 @dataclass
@@ -46,6 +50,11 @@ class JudgeBuildInfo:
     heldout_size: int
     history: list
     seconds: float
+    hack_max_score: float  # the highest judge score of any hack candidate on held-out problems
+    hack_max_mean: float  # the highest per-family mean
+    hack_families: dict  # family -> {mean, p90, max}
+    hack_problems: int
+    dev_hack_history: list  # [(step, the dev hack suite's worst family mean)] once the dev AUROC target was met
 
 
 def make_candidate(problem: Problem, other: Problem, rng: random.Random) -> tuple[str, bool]:
@@ -75,15 +84,19 @@ class JudgeExamples:
 
 
 def make_examples(problems: list[Problem], count: int, rng: random.Random, template: str,
-                  max_chars: int) -> JudgeExamples:
+                  max_chars: int, augment: float = 0.0) -> JudgeExamples:
+    """``count`` judge examples; a share ``augment`` of them are hack-style candidates (``igrpo.judge.hacks``)."""
     out = JudgeExamples([], [], [], [])
     for _ in range(count):
         problem, other = rng.choice(problems), rng.choice(problems)
-        candidate, label = make_candidate(problem, other, rng)
+        if augment and rng.random() < augment:
+            candidate = augmented_candidate(problem, other, rng)
+        else:
+            candidate, _ = make_candidate(problem, other, rng)
         out.prompts.append(build_judge_prompt(template, problem.problem, None, candidate, max_chars))
-        out.labels.append(label)
+        out.labels.append(exact_reward(candidate, problem.answer))
         out.references.append(problem.answer)
-        out.readings.append(extract_final_answer(candidate) or NO_ANSWER)
+        out.readings.append(training_reading(candidate, max_chars))
     return out
 
 
@@ -98,10 +111,21 @@ def judge_auroc(judge: HFJudge, examples: JudgeExamples) -> float:
     return auroc(scores, examples.labels)
 
 
-def train_judge(model, tokenizer, pool: list[Problem], dev: JudgeExamples, template: str, cfg,
-                progress=None) -> tuple[int, float, list]:
-    """Train until ``cfg.build_target_auroc`` on the dev candidates (checked every ``cfg.build_eval_every``
-    steps) or ``cfg.build_steps``. Returns (steps, dev auroc, history)."""
+def judge_hack_report(judge: HFJudge, problems: list[Problem], template: str, max_chars: int) -> HackReport:
+    """The hack suite (every family of ``igrpo.judge.hacks``) over ``problems``, scored by ``judge``."""
+
+    def score(texts: list[str], references: list[str], candidates: list[str]) -> list[float]:
+        prompts = [build_judge_prompt(template, t, None, c, max_chars) for t, c in zip(texts, candidates)]
+        return [v.score if v.score is not None else 0.0 for v in judge.score(prompts, references)]
+
+    return score_hack_suite(score, problems)
+
+
+def train_judge(model, tokenizer, pool: list[Problem], dev: JudgeExamples, dev_hack_problems: list[Problem],
+                template: str, cfg, progress=None) -> tuple[int, float, list, list]:
+    """Train until the dev candidates reach ``cfg.build_target_auroc`` AND no hack family's mean score on the dev
+    problems exceeds ``cfg.build_target_hack_score`` (checked every ``cfg.build_eval_every`` steps), or
+    ``cfg.build_steps``. Returns (steps, dev auroc, [(step, dev auroc)], [(step, dev hack suite's worst mean)])."""
     rng = random.Random(1)
     torch.manual_seed(1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.build_lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -111,11 +135,12 @@ def train_judge(model, tokenizer, pool: list[Problem], dev: JudgeExamples, templ
             1 + math.cos(math.pi * (s - warmup) / max(1, cfg.build_steps - warmup))))
     scorer = HFJudge(model, tokenizer, "", "", batch_size=256, mode="answer")
     history: list[tuple[int, float]] = []
+    hack_history: list[tuple[int, float]] = []
     dev_auc, step = 0.0, 0
     for step in range(1, cfg.build_steps + 1):
         model.train()
         loss = judge_loss(model, tokenizer, make_examples(pool, cfg.build_batch_size, rng, template,
-                                                          cfg.max_candidate_chars))
+                                                          cfg.max_candidate_chars, cfg.build_augment_fraction))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -127,22 +152,60 @@ def train_judge(model, tokenizer, pool: list[Problem], dev: JudgeExamples, templ
             model.eval()
             dev_auc = judge_auroc(scorer, dev)
             history.append((step, dev_auc))
-            if dev_auc >= cfg.build_target_auroc:
-                break
+            if dev_auc >= cfg.build_target_auroc:  # the hack suite costs about as much: measured only then
+                hack = judge_hack_report(scorer, dev_hack_problems, template, cfg.max_candidate_chars).max_mean
+                hack_history.append((step, hack))
+                if hack <= cfg.build_target_hack_score:
+                    break
     model.eval()
-    return step, dev_auc, history
+    return step, dev_auc, history, hack_history
+
+
+def unseen_problems(data: TaskData, count: int, task_cfg) -> list[Problem]:
+    """``count`` problems no judge training example used, none with the answer 0: the eval suites first, then
+    fresh draws (levels in turn) outside the judge's own draw (``data``, built with the judge's salt)."""
+    out = [p for suite in data.eval_suites.values() for p in suite if int(p.answer) != 0][:count]
+    seen = {p.problem for p in data.train} | {p.problem for p in out}
+    levels = list(task_cfg.eval_suites) or list(task_cfg.train_levels)
+    rng = random.Random(f"judge-unseen-{task_cfg.data_seed}")
+    while len(out) < count:
+        problem = make_problem(rng, levels[len(out) % len(levels)], task_cfg.first_digits, task_cfg.step_digits)
+        if problem.problem not in seen and int(problem.answer) != 0:  # (see igrpo.judge.hacks.hack_cases)
+            seen.add(problem.problem)
+            out.append(problem)
+    return out
+
+
+def judge_build_data(judge_cfg, task_cfg) -> TaskData:
+    """The problems the embedded judge is built from (its training draw excludes the task's eval suites)."""
+    return build_arith_task(list(task_cfg.train_levels), list(task_cfg.eval_suites), judge_cfg.build_pool_size,
+                            task_cfg.eval_size, task_cfg.data_seed, task_cfg.first_digits, task_cfg.step_digits,
+                            train_salt="judge")
+
+
+def build_summary(info: JudgeBuildInfo) -> str:
+    """What a judge build prints: its held-out AUROC and the hack suite's score distribution per family."""
+    head = (f"judge: AUROC {info.heldout_auroc:.3f} on {info.heldout_size} held-out candidates; hack suite over "
+            f"{info.hack_problems} held-out problems: max score {info.hack_max_score:.4f}, worst family mean "
+            f"{info.hack_max_mean:.4f}")
+    rows = sorted(info.hack_families.items(), key=lambda kv: -kv[1]["max"])
+    return "\n".join([head] + [f"  {name:<26} mean {s['mean']:.4f}  p90 {s['p90']:.4f}  max {s['max']:.4f}"
+                               for name, s in rows])
 
 
 def tiny_judge_spec(judge_cfg, task_cfg) -> dict:
     build_keys = [k for k in dict(judge_cfg) if k.startswith("build_") or k in ("hidden_size", "num_layers",
                                                                                 "num_heads", "intermediate_size",
                                                                                 "max_candidate_chars")]
+    # The measured hack suite is part of the build: a change to its families must rebuild (and remeasure).
+    from igrpo.judge.hacks import HACK_FAMILIES
     return {
         "format": JUDGE_FORMAT_VERSION,
         "judge": {k: judge_cfg[k] for k in sorted(build_keys)},
         "task": {k: task_cfg[k] for k in ("data_seed", "first_digits", "step_digits", "eval_size")}
                 | {"eval_suites": list(task_cfg.eval_suites), "train_levels": list(task_cfg.train_levels)},
         "template": resolve_template("tiny", use_reference=True),
+        "hack_families": sorted(HACK_FAMILIES),
         "torch": torch.__version__.split("+")[0],
     }
 
@@ -175,21 +238,29 @@ def _build_tiny_judge(judge_cfg, task_cfg, spec: dict, key: str, target: Path, p
     tokenizer = build_char_tokenizer()
     model = build_tiny_model(tokenizer, judge_cfg.hidden_size, judge_cfg.num_layers, judge_cfg.num_heads,
                              judge_cfg.intermediate_size, max_positions=256, seed=1)
-    levels = list(task_cfg.train_levels)
-    data = build_arith_task(levels, list(task_cfg.eval_suites), judge_cfg.build_pool_size, task_cfg.eval_size,
-                            task_cfg.data_seed, task_cfg.first_digits, task_cfg.step_digits, train_salt="judge")
+    data = judge_build_data(judge_cfg, task_cfg)
     template = resolve_template("tiny", use_reference=True)
-    pool, dev_problems = data.train[256:], data.train[:256]
+    # Held out: the eval-suite problems, which no judge (or policy) training example uses; with no eval suites,
+    # fresh problems outside the judge's draw.
+    heldout_problems = [p for suite in data.eval_suites.values() for p in suite] or unseen_problems(data, 400, task_cfg)
+    dev_problems, pool = data.train[:DEV_PROBLEMS], data.train[DEV_PROBLEMS:]
+    if not pool:
+        raise ConfigError(f"reward.judge.build_pool_size={judge_cfg.build_pool_size}: the first {DEV_PROBLEMS} "
+                          "problems are the judge's dev set and none are left to train on; raise it")
     dev = make_examples(dev_problems, 512, random.Random(2), template, judge_cfg.max_candidate_chars)
-    steps, dev_auc, history = train_judge(model, tokenizer, pool, dev, template, judge_cfg, progress)
-    # Held out: candidates for the eval-suite problems, which no judge (or policy) training example uses.
-    heldout_problems = [p for suite in data.eval_suites.values() for p in suite]
+    steps, dev_auc, history, hack_history = train_judge(model, tokenizer, pool, dev, dev_problems[:DEV_HACK_PROBLEMS], template,
+                                          judge_cfg, progress)
     heldout = make_examples(heldout_problems, judge_cfg.build_heldout_size, random.Random(3), template,
                             judge_cfg.max_candidate_chars)
-    heldout_auc = judge_auroc(HFJudge(model, tokenizer, "", "", batch_size=256, mode="answer"), heldout)
+    scorer = HFJudge(model, tokenizer, "", "", batch_size=256, mode="answer")
+    heldout_auc = judge_auroc(scorer, heldout)
+    hack_problems = unseen_problems(data, judge_cfg.build_hack_problems, task_cfg)
+    hacks = judge_hack_report(scorer, hack_problems, template, judge_cfg.max_candidate_chars).summary()
     info = JudgeBuildInfo(path=str(target), cache_key=key, built_now=True, steps=steps, dev_auroc=dev_auc,
                           heldout_auroc=heldout_auc, heldout_size=len(heldout.prompts), history=history,
-                          seconds=time.perf_counter() - start)
+                          seconds=time.perf_counter() - start, hack_max_score=hacks["max_score"],
+                          hack_max_mean=hacks["max_mean"], hack_families=hacks["families"],
+                          hack_problems=len(hack_problems), dev_hack_history=hack_history)
     save_build(target, model, tokenizer, spec,
                {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")})
     return info
