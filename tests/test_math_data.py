@@ -83,7 +83,8 @@ def test_malformed_jsonl_rows_are_listed_with_line_numbers_in_one_line(tmp_path)
             {"problem": "no answer"}, {"problem": "ok", "answer": "8"}]
     path = write_jsonl(tmp_path / "x.jsonl", rows, raw_lines=['{"problem": "broken", ', "[1, 2]"])
     message = error_of(build_math_task, task_cfg(path=path, answer_field="answer", solution_field=None))
-    assert message == (f"task.path={path}: line 3: field 'problem' is empty; line 6: field 'problem' is list, not "
+    assert message == (f"task.path={path}: 5 of 10 rows are unusable, more than task.max_bad_fraction=0.05 allows: "
+                       "line 3: field 'problem' is empty; line 6: field 'problem' is list, not "
                        "text; line 7: missing field 'answer'; line 9: invalid JSON; line 10: a JSON list, not an "
                        "object (rows have fields: answer, problem)")
 
@@ -91,8 +92,9 @@ def test_malformed_jsonl_rows_are_listed_with_line_numbers_in_one_line(tmp_path)
 def test_error_listing_is_capped_and_parquet_rows_are_indexed(tmp_path):
     rows = [{"problem": f"p{i}", "solution": "no box here"} for i in range(25)]
     message = error_of(build_math_task, task_cfg(path=write_parquet(tmp_path / "bad.parquet", rows)))
-    assert message.startswith(f"task.path={tmp_path / 'bad.parquet'}: row 0: no \\boxed{{}} answer in field 'solution'")
-    assert message.count("row ") == 10 and message.endswith("and 15 more malformed rows")
+    assert message.startswith(f"task.path={tmp_path / 'bad.parquet'}: no usable row (25 of 25 skipped): row 0: no "
+                              "\\boxed{} answer in field 'solution'")
+    assert message.count("row ") == 11 and message.endswith("and 15 more")
 
 
 def test_missing_file_wrong_type_and_empty_file_are_one_line_errors(tmp_path):
@@ -119,18 +121,20 @@ def test_hub_source_goes_through_datasets_load_dataset(monkeypatch):
 
     calls = []
 
-    def fake_load_dataset(name, config=None, split=None):
-        calls.append((name, config, split))
+    def fake_load_dataset(name, config=None, split=None, revision=None):
+        calls.append((name, config, split, revision))
         if name == "missing/dataset":
             raise FileNotFoundError("Dataset 'missing/dataset' doesn't exist on the Hub\nmore detail")
         return [{"problem": "hub problem", "solution": "\\boxed{5}"}]
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    data = build_math_task(task_cfg(hub="DigitalLearningGmbH/MATH-lighteval", hub_config="default"))
-    assert calls == [("DigitalLearningGmbH/MATH-lighteval", "default", "train")]
+    data = build_math_task(task_cfg(hub="DigitalLearningGmbH/MATH-lighteval", hub_config="default",
+                                    hub_revision="0123abc"))
+    assert calls == [("DigitalLearningGmbH/MATH-lighteval", "default", "train", "0123abc")]
     assert [(p.problem, p.answer, p.id) for p in data.train] == [("hub problem", "5", "math:0")]
     message = error_of(build_math_task, task_cfg(hub="missing/dataset", hub_config=None))
-    assert message.startswith("task.hub=missing/dataset (config None, split train) could not be loaded: Dataset")
+    assert message.startswith("task.hub=missing/dataset (config None, split train, revision None) could not be "
+                              "loaded: Dataset")
     assert message.endswith("set task.path to a local file")
 
 
@@ -146,7 +150,7 @@ def test_eval_suites_replace_the_tasks_and_are_held_out_from_training(tmp_path):
     assert data.extra["held_out_removed"] == 1
     bad_suite = eval_node(amc23={"path": train, "hub": None, "problem_field": "question"})
     assert error_of(load_task, task_cfg(path=train), 0, eval_cfg=bad_suite).startswith(
-        f"eval.suites.amc23.path={train}: line 1: missing field 'question'")
+        f"eval.suites.amc23.path={train}: no usable row (3 of 3 skipped): line 1: missing field 'question'")
     assert "has no eval suites of its own" in error_of(load_task, task_cfg(path=train), 0, eval_cfg=eval_node())
 
 

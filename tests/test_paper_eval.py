@@ -122,7 +122,8 @@ def test_malformed_train_file_stops_the_run_before_anything_is_written(paper_fil
     proc = run_cli([*paper_args(paper_files, db), "variant=grpo", f"task.path={bad}"], cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: task.path={bad}: line 2: missing field 'solution' (rows have fields: problem, solution)"]
+        f"error: task.path={bad}: 1 of 2 rows are unusable, more than task.max_bad_fraction=0.05 allows: line 2: "
+        "missing field 'solution' (rows have fields: problem, solution)"]
     assert not db.exists() and not list(tmp_path.rglob("result.json"))  # no MLflow run, no run output
 
 
@@ -130,7 +131,7 @@ def test_half_precision_on_cpu_is_a_one_line_error(paper_files, compose):
     from igrpo.errors import ConfigError
     from igrpo.validate import validate
 
-    cfg = compose("model=r1_distill_qwen_7b", f"model.path={paper_files['model']}")
+    cfg = compose("model=r1_distill_qwen_7b", f"model.path={paper_files['model']}", "variant=grpo")
     assert cfg.model.dtype == "bfloat16" and cfg.model.chat_template and "\\boxed{}" in cfg.model.prompt_template
     with pytest.raises(ConfigError, match=r"^model.dtype=bfloat16 is not valid with device=cpu .*model.dtype=float32"):
         validate(cfg)
@@ -141,7 +142,8 @@ def test_half_precision_on_cpu_is_a_one_line_error(paper_files, compose):
 def test_paper_model_configs_compose_and_validate_on_cpu_in_float32(name, paper_files, compose):
     from igrpo.validate import objective_choices, validate
 
-    cfg = compose(f"model={name}", "model.dtype=float32", "task=math", f"task.path={paper_files['train']}",
+    cfg = compose(f"model={name}", "model.dtype=float32", "variant=grpo", "task=math",
+                  f"task.path={paper_files['train']}",
                   "eval=paper", *[f"eval.suites.{s}.path={paper_files[s]}" for s in SUITES])
     assert "/" in compose(f"model={name}").model.path  # the hub id by default
     validate(cfg)

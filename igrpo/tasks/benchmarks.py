@@ -14,11 +14,12 @@ from igrpo.tasks.base import Problem
 from igrpo.tasks.sources import SourceSpec, load_problems
 
 
-def load_suites(eval_cfg) -> dict[str, list[Problem]]:
+def load_suites(eval_cfg, quiet: bool = False) -> dict[str, list[Problem]]:
     """``{suite: problems}`` in config order, each cut to ``max_problems`` when set."""
     suites: dict[str, list[Problem]] = {}
     for name, suite_cfg in eval_cfg.suites.items():
-        problems = load_problems(SourceSpec.from_cfg(suite_cfg, f"eval.suites.{name}"), id_prefix=str(name))
+        problems = load_problems(SourceSpec.from_cfg(suite_cfg, f"eval.suites.{name}"), id_prefix=str(name),
+                                 quiet=quiet)
         if suite_cfg.max_problems is not None:
             problems = problems[: suite_cfg.max_problems]
         suites[str(name)] = problems

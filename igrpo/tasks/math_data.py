@@ -13,10 +13,11 @@ These tasks bring no eval suites of their own: held-out benchmarks come from the
 from __future__ import annotations
 
 import random
+import sys
 
 from igrpo.errors import ConfigError
 from igrpo.tasks.base import TaskData
-from igrpo.tasks.sources import SourceSpec, load_problems
+from igrpo.tasks.sources import SourceSpec, load_report
 
 REAL_TASKS = ("math", "acereason")
 # The user message when neither task.prompt_template nor model.prompt_template is set: DeepSeek-R1's
@@ -26,7 +27,10 @@ MATH_PROMPT = "{problem}\nPlease reason step by step, and put your final answer 
 
 def build_math_task(task_cfg) -> TaskData:
     """Training problems of a real math dataset, optionally a seeded subset of ``task.max_train_size``."""
-    problems = load_problems(SourceSpec.from_cfg(task_cfg, "task"), id_prefix=task_cfg.name)
+    report = load_report(SourceSpec.from_cfg(task_cfg, "task"), id_prefix=task_cfg.name)
+    if report.skipped:
+        print(f"warning: {report.summary()}", file=sys.stderr, flush=True)
+    problems = report.problems
     size = task_cfg.max_train_size
     if size is not None:
         if size <= 0:
@@ -36,4 +40,5 @@ def build_math_task(task_cfg) -> TaskData:
                                                                                                  size))
             problems = [problems[i] for i in keep]
     return TaskData(train=problems, eval_suites={}, prompt_template=MATH_PROMPT,
-                    extra={"source": SourceSpec.from_cfg(task_cfg, "task").where, "train_rows": len(problems)})
+                    extra={"source": SourceSpec.from_cfg(task_cfg, "task").where, "train_rows": len(problems),
+                           "skipped_rows": len(report.skipped)})

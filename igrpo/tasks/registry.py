@@ -45,6 +45,11 @@ def load_task(task_cfg, seed: int, model_cfg=None, eval_cfg=None) -> TaskData:
         data.eval_suites = load_suites(eval_cfg)
         data.train, removed = hold_out(data.train, data.eval_suites)
         data.extra["held_out_removed"] = removed
+        if getattr(task_cfg, "decontaminate", False):
+            from igrpo.tasks.decontaminate import decontaminate
+
+            data.train, overlaps = decontaminate(data.train, data.eval_suites, int(task_cfg.decontaminate_ngram))
+            data.extra["decontaminated"] = len(overlaps)
     if not data.eval_suites:
         raise ConfigError(f"task={task_cfg.name} has no eval suites of its own; use eval=paper (or set eval.suites)")
     if not data.train:
