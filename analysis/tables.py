@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.load import values_at_step
 from analysis.stats import Cell, mean_of_columns, t_interval
-from experiments.spec import Spec, TableLayout
+from experiments.spec import Spec, TableLayout, group_arms
 
 AVG = "Avg"
 
@@ -112,7 +112,7 @@ def build_table(spec: Spec, scale: str, matched: dict, seeds: list[int], client)
                 records.append(_record(group.label, "base", seed, run, 0,
                                        {s: base.get(k, float("nan")) if k else float("nan")
                                         for s, k in keys.items()}))
-            for arm in spec.arms:
+            for arm in group_arms(spec, group):
                 run = matched[(group.label, arm.label, seed)]
                 step = run.get("params.train.steps")
                 records.append(_record(group.label, arm.label, seed, run, step,
@@ -121,7 +121,7 @@ def build_table(spec: Spec, scale: str, matched: dict, seeds: list[int], client)
     rows = []
     for group in sc.groups:
         g = per_seed[per_seed.group == group.label]
-        methods = (["base"] if layout.base_row else []) + [a.label for a in spec.arms]
+        methods = (["base"] if layout.base_row else []) + [a.label for a in group_arms(spec, group)]
         base_avg = g[g.method == baseline].set_index("seed")[AVG]
         for method in methods:
             m = g[g.method == method]
@@ -150,7 +150,7 @@ def build_summary(spec: Spec, scale: str, matched: dict, seeds: list[int]) -> Su
     """Final logged value of each of the spec's ``summary_metrics`` (training dynamics), per arm."""
     rows = []
     for group in spec.scale(scale).groups:
-        for arm in spec.arms:
+        for arm in group_arms(spec, group):
             runs = [matched[(group.label, arm.label, seed)] for seed in seeds]
             rows.append((group.label, arm.label,
                          {m: t_interval([_final(r, m) for r in runs]) for m in spec.summary_metrics}))

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from experiments.plan import override_key, parse_seeds, plan_runs, split_extras
-from experiments.spec import SCALES, SpecError, load_spec, spec_names
+from experiments.spec import SCALES, SpecError, group_arms, load_spec, spec_names
 from igrpo.errors import ConfigError
 
 
@@ -44,7 +44,7 @@ def _list() -> None:
         print(f"{name:16s} {spec.title}")
         for scale in SCALES:
             sc = spec.scales[scale]
-            n = len(sc.groups) * len(spec.arms) * len(sc.seeds)
+            n = sum(len(group_arms(spec, g)) for g in sc.groups) * len(sc.seeds)
             print(f"{'':16s}   {scale}: {n} runs = {len(sc.groups)} group(s) x arms [{arms}] x seeds "
                   f"{list(sc.seeds)}")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from experiments.spec import Arm, Group, Spec, SpecError
+from experiments.spec import Arm, Group, Spec, SpecError, group_arms
 from igrpo.tracking.names import TAG_ARM, TAG_EXPERIMENT, TAG_GROUP, TAG_SCALE
 
 DEFAULT_RUN_NAME = "${variant.name}-${algo.name}-${reward.name}-s${seed}"
@@ -58,7 +58,7 @@ def plan_runs(spec: Spec, scale: str, seeds: list[int] | None = None, extra: lis
     seeds = list(sc.seeds if seeds is None else seeds)
     runs = []
     for group in sc.groups:
-        for arm in spec.arms:
+        for arm in group_arms(spec, group):
             for seed in seeds:
                 suffix = "".join(f"-{s}" for s in (group.suffix, arm.suffix) if s)
                 tags = {TAG_EXPERIMENT: spec.name, TAG_SCALE: scale, TAG_GROUP: group.label, TAG_ARM: arm.label}

@@ -57,6 +57,7 @@ class ItemFile:
     label: str = MISSING  # e.g. "iGRPO" or a base model; the MLflow tag `arm` / `group` and a row name
     overrides: List[str] = field(default_factory=list)  # Hydra overrides of run.py, e.g. [variant=grpo]
     suffix: Optional[str] = None  # run-name suffix when the label's config is not visible in the default name
+    arms: Optional[List[str]] = None  # row groups only: the labels of the arms run in this group (default: all)
 
 
 @dataclass
@@ -116,6 +117,12 @@ class Group:
     label: str  # e.g. a base model or an optimizer; the MLflow tag `group` and a block of table rows
     overrides: tuple[str, ...] = ()
     suffix: str | None = None
+    arms: tuple[str, ...] | None = None  # labels of the arms run in this group; None = every arm
+
+
+def group_arms(spec: "Spec", group: Group) -> tuple[Arm, ...]:
+    """The arms run in ``group``, in the spec's order (a paper ran some methods on some base models only)."""
+    return tuple(a for a in spec.arms if group.arms is None or a.label in group.arms)
 
 
 @dataclass(frozen=True)
@@ -344,11 +351,21 @@ def _scale(where: str, name: str, default: dict, own: dict, table_layers, arms) 
     groups_raw = merged.get("groups") or [{"label": "default", "overrides": [], "suffix": None}]
     groups = tuple(_item(where, f"scales.{name}.groups[{i}]", g, Group) for i, g in enumerate(groups_raw))
     _unique(where, f"scales.{name}.groups", [g.label for g in groups])
+    labels = [a.label for a in arms]
+    for i, g in enumerate(groups):
+        for label in g.arms or ():
+            if label not in labels:
+                raise SpecError(f"{where}: scales.{name}.groups[{i}].arms: {label!r} is not valid; choose from the "
+                                f"arms: {', '.join(labels)}")
     table: dict = {}
     for node, block in table_layers:
         if node is not None and block:
             table.update(_given(node, block))
     layout = _table(where, table, arms)
+    for i, g in enumerate(groups):
+        if g.arms is not None and layout.baseline is not None and layout.baseline not in g.arms:
+            raise SpecError(f"{where}: scales.{name}.groups[{i}].arms must include the table's baseline "
+                            f"{layout.baseline!r} (its Δ column and base row come from it)")
     overrides = tuple(_overrides(where, f"scales.{name}.overrides", merged["overrides"]))
     when: dict = {}
     for block in (default.get("when"), own.get("when")):
@@ -381,7 +398,12 @@ def _item(where: str, at: str, item: dict, cls):
     if suffix is not None and not _SUFFIX.match(suffix):
         raise SpecError(f"{where}: {at}.suffix={suffix!r} is not valid; use letters, digits and _ . -")
     overrides = tuple(_overrides(where, f"{at}.overrides", item.get("overrides") or []))
-    return cls(label=label, overrides=overrides, suffix=suffix)
+    if cls is Arm:
+        if item.get("arms") is not None:
+            raise SpecError(f"{where}: {at}.arms is not valid on an arm; a row group names the arms it runs")
+        return cls(label=label, overrides=overrides, suffix=suffix)
+    arms = item.get("arms")
+    return cls(label=label, overrides=overrides, suffix=suffix, arms=None if arms is None else tuple(arms))
 
 
 def _overrides(where: str, at: str, values: list) -> list[str]:

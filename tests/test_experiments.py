@@ -19,7 +19,7 @@ from analysis.report import check_paper_reference
 from experiments.__main__ import main as experiments_main
 from experiments.execute import compose_runs, launcher_is_local
 from experiments.plan import plan_runs, split_extras
-from experiments.spec import FIGURES, SCALES, SPEC_DIR, SpecError, load_spec, spec_names
+from experiments.spec import FIGURES, SCALES, SPEC_DIR, SpecError, group_arms, load_spec, spec_names
 from hydra_plugins.igrpo_plan_sweeper import plan_sweeper
 from tests.helpers import ROOT, smoke_overrides, subprocess_env
 
@@ -44,7 +44,7 @@ def test_every_arm_composes(name, scale, tmp_path):
     that); names and config hashes are distinct; a scale's `when` reaches only the runs of its option."""
     spec = load_spec(name)
     runs = plan_runs(spec, scale, seeds=[0])
-    assert len(runs) == len(spec.scale(scale).groups) * len(spec.arms)
+    assert len(runs) == sum(len(group_arms(spec, g)) for g in spec.scale(scale).groups)  # a group may run fewer arms
     cfgs = compose_runs(runs, tmp_path, check_values=scale == "cpu")
     for run, cfg in zip(runs, cfgs):
         assert cfg.tracking.experiment == name and cfg.tracking.tags["arm"] == run.arm.label
@@ -53,6 +53,8 @@ def test_every_arm_composes(name, scale, tmp_path):
             assert cfg.tracking.run_name.endswith(f"-s{run.seed}-{run.arm.suffix}")
         if scale == "paper" and cfg.variant.name == "igrpo":
             assert cfg.variant.template == "paper" and cfg.variant.max_draft_tokens == 640
+        if scale == "paper" and cfg.variant.name == "critique_grpo":
+            assert cfg.variant.template == "paper" and cfg.variant.max_solution_tokens == 640
         if cfg.variant.name == "grpo":
             assert "template" not in cfg.variant and "num_drafts" not in cfg.variant
 
@@ -134,8 +136,8 @@ def test_plan_sorts_extras_and_applies_when_per_option():
 
     runs = plan_runs(load_spec("table1"), "paper", seeds=[0], extra=["train.steps=3"])
     for run in runs:
-        igrpo = "variant=igrpo" in run.overrides
-        assert ("variant.template=paper" in run.overrides) == igrpo, run.overrides
+        if "variant=critique_grpo" in run.overrides or "variant=grpo" in run.overrides:  # (iGRPO's: its preset)
+            assert ("variant.template=paper" in run.overrides) == ("variant=critique_grpo" in run.overrides)
         assert run.overrides[-1] == "train.steps=3"  # run-level extras last: they win
         assert run.tags == {"experiment": "table1", "scale": "paper", "group": run.group.label, "arm": run.arm.label}
 
@@ -194,7 +196,7 @@ def test_paper_scale_dry_run_prints_one_multirun_command(tmp_path, monkeypatch, 
     assert plan_file == sweep_dir / "plan.json" and sweep_dir.parent == tmp_path / "out" / "table1" / "paper"
     plan = json.loads(plan_file.read_text())
     spec = load_spec("table1")
-    assert len(plan) == len(spec.scale("paper").groups) * len(spec.arms)
+    assert len(plan) == sum(len(group_arms(spec, g)) for g in spec.scale("paper").groups)
     for entry in plan:
         assert not any(o.startswith(("hydra", "tracking.parent")) for o in entry["overrides"]), entry
         assert "task=math" in entry["overrides"] and entry["overrides"][-1] == "train.save_every=10"
@@ -292,27 +294,29 @@ def test_table1_through_joblib_two_at_once_one_parent_then_nothing_then_report(t
     first = _experiments_cli(args, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in first.stdout + first.stderr
-    assert "2 launched, 0 skipped" in first.stdout
+    assert "4 launched, 0 skipped" in first.stdout  # GRPO, Self-Verification, Critique-GRPO, iGRPO
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents, children = _experiment_runs(uri, "table1")
-    assert len(parents) == 1 and len(children) == 2
+    assert len(parents) == 1 and len(children) == 4
     assert {r.info.status for r in parents + children} == {"FINISHED"}
-    assert {r.data.tags["arm"] for r in children} == {"GRPO", "iGRPO"}
+    assert {r.data.tags["arm"] for r in children} == {"GRPO", "Self-Verification", "Critique-GRPO", "iGRPO"}
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert {k: parents[0].data.tags.get(k) for k in ("phase", "experiment", "scale")} == {
         "phase": "experiment", "experiment": "table1", "scale": "cpu"}
-    # two jobs at once: each took its share of the 2 cores (igrpo.threads: 2 cores // n_jobs=2). Whether their
-    # MLflow runs overlap in time depends on process start-up, so it is not asserted.
-    assert [r.data.tags.get("torch_threads") for r in children] == ["1", "1"]
 
     second = _experiments_cli(args, tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert second.stdout.count("skip ") == 2 and "nothing to launch" in second.stdout
+    assert second.stdout.count("skip ") == 4 and "nothing to launch" in second.stdout
     assert "multirun:" not in second.stdout and "Joblib" not in second.stdout + second.stderr
     parents_again, children_again = _experiment_runs(uri, "table1")
-    assert len(parents_again) == 1 and len(children_again) == 2
+    assert len(parents_again) == 1 and len(children_again) == 4
 
     report = _experiments_cli(["table1", "--seeds", "0"], tmp_path, module="analysis.report")
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     assert (tmp_path / "reports" / "table1" / "report.html").stat().st_size > 0
-    assert "| GRPO |" in (tmp_path / "reports" / "table1" / "table.md").read_text()
+    table = (tmp_path / "reports" / "table1" / "table.md").read_text()
+    assert all(f"| {m} |" in table for m in ("base", "GRPO", "Self-Verification", "Critique-GRPO", "iGRPO")), table
+    # two jobs at once: each took its share of the 2 cores (igrpo.threads: 2 cores // n_jobs=2), also the second
+    # job in a reused worker process. Whether their MLflow runs overlap in time depends on process start-up, so it
+    # is not asserted.
+    assert [r.data.tags.get("torch_threads") for r in children] == ["1"] * 4

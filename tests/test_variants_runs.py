@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.helpers import run_cli, smoke_overrides
+from tests.helpers import ROOT, run_cli, smoke_overrides
 
 VARIANTS = ("grpo", "igrpo", "critique_grpo", "self_verify")
 OWN_METRICS = {  # metrics only that variant logs
@@ -61,3 +61,53 @@ def test_each_run_logs_the_matched_spend_and_its_own_metrics(four_runs, variant)
     assert set(table["columns"]) >= {"stage", "prompt", "completion", "reward"}
     stages = {row[table["columns"].index("stage")] for row in table["data"]}
     assert stages == STAGES[variant]
+
+
+# --- Table 1's arms and the paper's reference rows -----------------------------------------------------------
+
+
+def test_table1_runs_all_four_methods_at_cpu_scale_and_the_baselines_on_two_paper_models():
+    from experiments.plan import plan_runs
+    from experiments.spec import load_spec
+
+    spec = load_spec("table1")
+    cpu = plan_runs(spec, "cpu")
+    assert {(p.arm.label, p.seed) for p in cpu} == {(a, s) for a in ("GRPO", "Self-Verification", "Critique-GRPO",
+                                                                      "iGRPO") for s in (0, 1, 2)}
+    paper = {(p.group.label, p.arm.label) for p in plan_runs(spec, "paper")}
+    baselines = {g for g, a in paper if a in ("Self-Verification", "Critique-GRPO")}
+    assert baselines == {"Nemotron-H-8B-Base-8K", "DeepSeek-R1-Distill-Qwen-7B"}
+    assert {g for g, a in paper if a == "iGRPO"} == {g for g, a in paper if a == "GRPO"} and len(paper) == 12
+    critique = next(p for p in plan_runs(spec, "paper") if p.arm.label == "Critique-GRPO")
+    assert "variant.template=paper" in critique.overrides  # the scale's `when` for that variant only
+    assert not any(o.startswith("variant.template") for p in plan_runs(spec, "paper")
+                   if p.arm.label == "GRPO" for o in p.overrides)
+
+
+def test_a_group_naming_an_unknown_arm_or_leaving_out_the_baseline_is_refused(tmp_path):
+    import yaml
+
+    from experiments.spec import SpecError, load_spec
+
+    base = yaml.safe_load((ROOT / "experiments/specs/table1.yaml").read_text())
+    (tmp_path / "_scales.yaml").write_text((ROOT / "experiments/specs/_scales.yaml").read_text())
+    for arms, message in ((["GRPO", "PPO"], "'PPO' is not valid; choose from the arms"),
+                          (["iGRPO"], "must include the table's baseline 'GRPO'")):
+        base["scales"]["paper"]["groups"][2]["arms"] = arms
+        (tmp_path / "table1.yaml").write_text(yaml.safe_dump(base))
+        with pytest.raises(SpecError, match=message):
+            load_spec("table1", spec_dir=tmp_path)
+
+
+def test_paper_reference_holds_every_table1_row():
+    from analysis.paper_reference import TABLE1, amc_is_avg_at_8, check_avg, table1_reference
+
+    ref = table1_reference().table
+    rows = set(zip(ref.model, ref.method))
+    for model in ("Nemotron-H-8B-Base-8K", "DeepSeek-R1-Distill-Qwen-7B"):
+        assert {(model, f"+ {m}") for m in ("GRPO", "Self-Verification", "Critique-GRPO", "iGRPO")} <= rows
+    assert {("OpenMath-Nemotron-14B", m) for m in ("base", "+ GRPO", "+ iGRPO")} <= rows
+    sv = ref[(ref.model == "DeepSeek-R1-Distill-Qwen-7B") & (ref.method == "+ Self-Verification")].iloc[0]
+    assert (sv["AMC"], sv["Avg (printed)"], sv["check"]) == ("92.50", "69.08", "ok")
+    assert len(TABLE1) == 19 and sum(not check_avg(c, p)[1] for _, _, c, p in TABLE1) == 1  # only the known misprint
+    assert amc_is_avg_at_8(92.50) and not amc_is_avg_at_8(46.50)
