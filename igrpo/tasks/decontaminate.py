@@ -22,11 +22,12 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+def ngrams(text: str, n: int) -> list[tuple[str, ...]]:
+    """The text's word n-grams in order, without repeats (the whole text when it is shorter than n words)."""
     tokens = words(text)
     if len(tokens) < n:
-        return {tuple(tokens)} if tokens else set()
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
+        return [tuple(tokens)] if tokens else []
+    return list(dict.fromkeys(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,59 @@
+"""``python -m igrpo.tasks inspect|decontaminate [overrides...]``: look at data before training on it.
+
+    python -m igrpo.tasks inspect task=math task.path=/data/math_train.jsonl eval=paper
+    python -m igrpo.tasks decontaminate task=math eval=paper task.decontaminate_ngram=13
+
+Overrides are the same as ``run.py``'s (the config is composed from ``conf/``). Mistakes end with one
+``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = ("inspect", "decontaminate")
+
+
+def compose(overrides: list[str]):
+    """The run config composed from conf/ with ``overrides`` (Hydra's compose API, no job directory)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from igrpo.cli import CONF_DIR, find_bad_group_choice
+    from igrpo.config import register_configs
+    from igrpo.errors import ConfigError
+
+    bad = find_bad_group_choice(overrides)
+    if bad:
+        raise ConfigError(bad)
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return hydra_compose("config", overrides=["output_dir=.", *overrides])
+    except Exception as err:  # noqa: BLE001  (Hydra/OmegaConf composition errors: bad keys, values, syntax)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"cannot compose the config from {' '.join(overrides) or '(no overrides)'}: {first}"
+                          ) from None
+
+
+def main(argv: list[str]) -> int:
+    from igrpo.errors import ConfigError
+
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m igrpo.tasks {{{'|'.join(COMMANDS)}}} [overrides...]", file=sys.stderr)
+        return 2
+    command, overrides = argv[0], argv[1:]
+    try:
+        cfg = compose(overrides)
+        from igrpo.tasks.inspect import decontaminate_lines, inspect_lines
+
+        lines = inspect_lines(cfg) if command == "inspect" else decontaminate_lines(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
