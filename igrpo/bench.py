@@ -67,7 +67,7 @@ def worker(overrides: list[str], steps: int, share_threads: bool = True) -> dict
         validate(cfg)
         seed_everything(cfg.seed)
         path, _ = resolve_policy_path(cfg, quiet=True)
-        model, tokenizer = load_policy(path, cfg.model.dtype, cfg.device)
+        model, tokenizer = load_policy(path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
         task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)
         trainer, _ = make_trainer(cfg, model, tokenizer, task, Path(scratch))
         started = time.perf_counter()

@@ -1,11 +1,13 @@
-"""Multi-process helpers (``accelerate launch``): who is the main process, barriers, and sharing the iGRPO
-Stage-1 decision across ranks.
+"""Multi-process helpers (``accelerate launch``): who is the main process, barriers, and per-step statistics
+over ranks.
 
-Under several processes TRL's sampler can put some copies of one prompt on one rank and the rest on another.
-Each rank drafts and selects for the prompts it holds; the ranks then exchange their rewritten prompts and,
-for a prompt held by several ranks, all adopt the lowest rank's choice, so every copy of a prompt is
-conditioned on the same selected draft. Every rank makes the same collective calls in the same order, which
-is what vLLM's colocate mode and DeepSpeed need. One process (the main one) talks to MLflow.
+Every prompt's group sits on one rank: TRL's sampler lays out each prompt's copies consecutively and hands each
+process a contiguous block of ``prompts_per_step x G / processes`` completions, so when ``train.prompts_per_step``
+is a multiple of the number of processes (``igrpo.paper_checks.check_batch`` refuses anything else) every block
+holds whole groups. Each rank then drafts only for its own prompts: no prompt is drafted twice (the budget holds),
+no agreement between ranks is needed, and every rank drafts for the same number of prompts, as TRL's vLLM colocate
+mode assumes when it gathers and slices prompts across ranks. Every rank makes the same collective calls in the
+same order. One process (the main one) talks to MLflow.
 """
 
 from __future__ import annotations
@@ -50,18 +52,13 @@ def gather_objects(obj) -> list:
     return gather_object([obj])
 
 
-def agree_on_prompts(local: dict[str, str]) -> dict[str, str]:
-    """Merge every rank's {prompt_id: rewritten prompt}; for a prompt held by several ranks the lowest rank
-    wins. Returns the merged mapping (identical on every rank)."""
-    merged: dict[str, str] = {}
-    for rank_choices in gather_objects(local):
-        for prompt_id, prompt in rank_choices.items():
-            merged.setdefault(prompt_id, prompt)
-    return merged
-
-
 def mean_across_processes(value: float, weight: float = 1.0) -> float:
     """Weighted mean of a per-rank value over all ranks (weights e.g. the number of groups each rank holds)."""
     pairs = gather_objects((value * weight, weight))
     total = sum(w for _, w in pairs)
     return sum(v for v, _ in pairs) / total if total else 0.0
+
+
+def max_across_processes(value: float) -> float:
+    """The largest of every rank's value (e.g. the longest Stage-2 prompt of the step)."""
+    return max(gather_objects(value))

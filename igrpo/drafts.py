@@ -11,12 +11,24 @@ Departures from / choices where the paper (arXiv 2602.09000) is silent:
 * Ungradeable drafts (reward ``None``) rank below every scored draft.
 * Long drafts are cut to ``max_draft_tokens``; ``keep="tail"`` keeps the end (where the final answer
   is), ``keep="head"`` the beginning.
+* Prompt budget (``train.max_prompt_tokens``, the paper's 1,024): the plain problem and the template are
+  never cut; the draft is cut, per row, to what remains (``fit_draft``). A problem that leaves no room at
+  all gets the plain prompt (no draft), and is counted.
+* What of a draft enters the prompt (``variant.draft_content``; open in the paper): ``full`` is the whole
+  completion (the embedded tiny model's drafts: a short worked sum). ``answer_section`` is, for reasoning
+  models that think inside ``<think>...</think>``, the text after the last ``</think>`` with any think tags
+  removed: the model's own write-up of its solution, which fits the prompt cap whole, where the last 640 tokens
+  of a 4,096-token completion are the middle of its scratch work. A draft with no ``</think>`` (cut off while
+  still thinking, or a base model that never thinks) falls back to its tail, and is counted. The paper-scale
+  preset (``experiment=paper``) uses ``answer_section``; it also keeps a literal ``</think>`` out of the user
+  turn, where a reasoning model's chat template would otherwise see a closed think block it never opened.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from igrpo.errors import ConfigError, choice_error
 
@@ -24,6 +36,8 @@ SELECTION_RULES = ("best", "worst", "random", "first")
 TIE_BREAKS = ("first", "shortest")
 ALL_ZERO_POLICIES = ("keep", "plain")
 TRUNCATION_SIDES = ("tail", "head")
+DRAFT_CONTENTS = ("full", "answer_section")
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 # Named refinement templates. Placeholders: {problem} (the plain problem text), {prompt} (the full
 # plain prompt the policy would see without a draft) and {draft} (the selected, truncated draft).
@@ -104,6 +118,62 @@ def truncate_draft(token_ids: Sequence[int], max_tokens: int, keep: str = "tail"
     if len(ids) <= max_tokens:
         return ids, False
     return (ids[-max_tokens:] if keep == "tail" else ids[:max_tokens]), True
+
+
+def draft_content(text: str, mode: str = "full") -> tuple[str, bool]:
+    """The part of a decoded draft that enters the Stage-2 prompt, and whether ``answer_section`` had to fall
+    back (no ``</think>`` in the draft: the whole text, think tags removed, is kept for truncation to cut)."""
+    if mode not in DRAFT_CONTENTS:
+        raise choice_error("variant.draft_content", mode, DRAFT_CONTENTS)
+    if mode == "full":
+        return text, False
+    head, found, answer = text.rpartition(THINK_CLOSE)
+    kept = answer if found else text
+    return kept.replace(THINK_OPEN, "").replace(THINK_CLOSE, "").strip(), not found
+
+
+@dataclass(frozen=True)
+class FittedDraft:
+    """A draft-conditioned prompt within the prompt budget (``prompt`` None: no room for any draft)."""
+
+    prompt: str | None
+    draft_tokens: int  # tokens of the draft that were kept
+    prompt_tokens: int  # tokens of ``prompt`` as the trainer tokenizes it (of the draft-free one when None)
+    truncated: bool  # the draft was cut (by max_draft_tokens or by the budget)
+
+
+def fit_draft(draft_ids: Sequence[int], render: Callable[[list[int]], str], count: Callable[[str], int],
+              max_draft_tokens: int, keep: str = "tail", max_prompt_tokens: int | None = None) -> FittedDraft:
+    """Cut a draft to ``max_draft_tokens`` and then to what ``max_prompt_tokens`` leaves once the draft-free
+    refinement prompt is counted. ``render(ids)`` is the refinement prompt holding those draft tokens;
+    ``count(prompt)`` its length as the trainer tokenizes it. Tokens can merge across the draft's edges, so the
+    rendered prompt is counted again; when it is still over, the longest cut that fits is found by bisection."""
+    ids, truncated = truncate_draft(draft_ids, max_draft_tokens, keep)
+    if max_prompt_tokens is None:
+        prompt = render(ids)
+        return FittedDraft(prompt, len(ids), count(prompt), truncated)
+    room = max_prompt_tokens - count(render([]))
+    if room <= 0:
+        return FittedDraft(None, 0, max_prompt_tokens - room, len(draft_ids) > 0)
+    if len(ids) > room:
+        ids, truncated = truncate_draft(ids, room, keep)[0], True
+    prompt = render(ids)
+    length = count(prompt)
+    if length <= max_prompt_tokens:
+        return FittedDraft(prompt, len(ids), length, truncated)
+
+    def cut(n: int) -> list[int]:
+        return truncate_draft(ids, n, keep)[0] if n > 0 else []
+
+    fits, over = 0, len(ids)  # the empty draft fits (room > 0); the whole one does not
+    while over - fits > 1:
+        middle = (fits + over) // 2
+        if count(render(cut(middle))) <= max_prompt_tokens:
+            fits = middle
+        else:
+            over = middle
+    prompt = render(cut(fits))
+    return FittedDraft(prompt, fits, count(prompt), True)
 
 
 def resolve_template(name_or_text: str) -> str:

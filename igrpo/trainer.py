@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from trl import GRPOTrainer
 
 from igrpo.answers import extract_final_answer
-from igrpo.distributed import agree_on_prompts, mean_across_processes
-from igrpo.drafts import all_zero, build_refinement_prompt, select_draft, truncate_draft
+from igrpo.distributed import max_across_processes, mean_across_processes
+from igrpo.drafts import all_zero, build_refinement_prompt, draft_content, fit_draft, select_draft
 from igrpo.entropy import ScheduleState, coefficient, driven_by_trl, initial_state
 from igrpo.metrics import frac_groups_zero_std
 from igrpo.rewards import combine_scores
@@ -146,13 +146,16 @@ class IGRPOTrainer(TrackedGRPOTrainer):
 
     completion_stage = "refinement"
 
-    def __init__(self, *args, variant, refinement_template: str, selection_seed: int, **kwargs):
+    def __init__(self, *args, variant, refinement_template: str, selection_seed: int,
+                 max_prompt_tokens: int | None = None, **kwargs):
         """``variant``: the ``igrpo`` variant node (igrpo.config.VariantIGRPO), read as it is: no copy of its
         fields, so its defaults live in conf/variant/igrpo.yaml only. ``refinement_template``: the variant's
-        template resolved for the task (``TaskData.refinement_template``)."""
+        template resolved for the task (``igrpo.tasks.prompts.refinement_template``). ``max_prompt_tokens``: the
+        prompt budget (``train.max_prompt_tokens``) each Stage-2 prompt is fitted to by cutting its draft."""
         super().__init__(*args, **kwargs)
         self.variant = variant
         self.refinement_template = refinement_template
+        self.max_prompt_tokens = max_prompt_tokens
         self._selection_rng = random.Random(selection_seed)
 
     def extra_state(self) -> dict:
@@ -201,9 +204,11 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         drafts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
         rewards = self._score_drafts(prompts, drafts, [{**row, "prompt": p} for row, p in zip(rows, prompts)])
 
-        rewritten: dict[str, str] = {}  # this rank's choices; agreed across ranks below
+        rewritten: dict[str, str] = {}  # this rank's prompts: each prompt's whole group is on this rank
         selected_flags: list[bool] = []
         best_rewards: list[float] = []
+        prompt_tokens: list[int] = []  # of every Stage-2 prompt
+        truncated = fell_back = no_room = 0
         for g, (pid, row) in enumerate(unique.items()):
             group = slice(g * n, (g + 1) * n)
             g_rewards, g_ids = rewards[group], completion_ids[group]
@@ -214,10 +219,14 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             best_rewards.append(g_rewards[choice] if g_rewards[choice] is not None else 0.0)
             if s.on_all_zero == "plain" and all_zero(g_rewards):
                 rewritten[pid] = row["prompt"]
+                prompt_tokens.append(self._count_tokens(row["prompt"]))
                 continue
-            kept, _ = truncate_draft(g_ids[choice], s.max_draft_tokens, s.draft_truncation)
-            draft_text = self.processing_class.decode(kept, skip_special_tokens=True)
-            rewritten[pid] = build_refinement_prompt(self.refinement_template, row["problem"], draft_text, prompt=row["prompt"])
+            fitted, answer_missing = self._fit_draft(row, g_ids[choice], drafts[g * n + choice])
+            rewritten[pid] = fitted.prompt if fitted.prompt is not None else row["prompt"]
+            prompt_tokens.append(fitted.prompt_tokens if fitted.prompt is not None else self._count_tokens(row["prompt"]))
+            truncated += fitted.truncated
+            fell_back += answer_missing
+            no_room += fitted.prompt is None
 
         # Round 1 drafts come from the plain prompt; later rounds are logged under draft/round_<k>/.
         # Each value is averaged over all ranks, weighted by the groups each rank drafted.
@@ -230,11 +239,37 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             "frac_groups_zero_std": (frac_groups_zero_std(rewards, n), groups),
             "mean_length": (sum(len(x) for x in completion_ids) / len(completion_ids), groups),
             "seconds": (time.perf_counter() - start, 1.0),
+            "truncated_frac": (truncated / groups, groups),  # selected drafts cut to fit (max_draft_tokens, budget)
         }
+        if s.draft_content == "answer_section":
+            stats["answer_section_fallback_frac"] = (fell_back / groups, groups)  # no </think>: the tail was kept
+        if self.max_prompt_tokens is not None:
+            stats["no_room_frac"] = (no_room / groups, groups)  # problem + template filled the budget: no draft
         for name, (value, weight) in stats.items():
             self._metrics["train"][f"{prefix}{name}"].append(mean_across_processes(value, weight))
+        self._metrics["train"][f"{prefix}prompt_tokens_max"].append(float(max_across_processes(max(prompt_tokens))))
         recorder = self.rollout_recorder
         if recorder is not None and recorder.wants(self.state.global_step):
             recorder.add(self.state.global_step, "draft", [r["prompt_id"] for r in rows], prompts, drafts, rewards,
                          selected=selected_flags)
-        return agree_on_prompts(rewritten)
+        return rewritten
+
+    def _count_tokens(self, prompt: str) -> int:
+        """A prompt's length as TRL tokenizes string prompts for generation."""
+        return len(self.processing_class(text=prompt)["input_ids"])
+
+    def _fit_draft(self, row: dict, draft_ids: list[int], draft_text: str):
+        """The Stage-2 prompt for ``row`` conditioned on its selected draft (``variant.draft_content`` of it, cut
+        to ``max_draft_tokens`` and to the prompt budget), and whether ``answer_section`` fell back to the tail."""
+        s, tok = self.variant, self.processing_class
+        content, fell_back = draft_content(draft_text, s.draft_content)
+        if s.draft_content != "full":  # the kept section, re-tokenized (``full`` keeps the sampled ids)
+            draft_ids = tok(text=content, add_special_tokens=False)["input_ids"]
+
+        def render(ids: list[int]) -> str:
+            return build_refinement_prompt(self.refinement_template, row["problem"],
+                                           tok.decode(ids, skip_special_tokens=True), prompt=row["prompt"])
+
+        fitted = fit_draft(draft_ids, render, self._count_tokens, s.max_draft_tokens, s.draft_truncation,
+                           self.max_prompt_tokens)
+        return fitted, fell_back

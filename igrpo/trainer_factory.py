@@ -13,8 +13,10 @@ from trl import GRPOConfig
 from igrpo.distributed import world_size
 from igrpo.entropy import trl_args as entropy_trl_args
 from igrpo.errors import ConfigError
+from igrpo.generation import pin_stop_tokens
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
+from igrpo.tasks.prompts import refinement_template
 from igrpo.trainer import IGRPOTrainer, RolloutRecorder, TrackedGRPOTrainer
 from igrpo.baselines import BASELINE_VARIANTS
 from igrpo.baselines.budget import generated_per_prompt
@@ -27,17 +29,34 @@ def group_size(cfg) -> int:
     return variant_group_size(cfg)  # igrpo.baselines.budget; Critique-GRPO: its mixed group
 
 
-def per_device_batch(prompts_per_step: int, group: int, processes: int) -> int:
-    """Completions per process per step. ``train.prompts_per_step`` is global, so GRPO and iGRPO see the same
-    prompts per step on any number of processes; a prompt's group may then span two processes."""
+def per_device_batch(prompts_per_step: int, group: int, processes: int, accumulation: int = 1) -> int:
+    """Completions per process per micro-batch. ``train.prompts_per_step`` is global, so GRPO and iGRPO see the
+    same prompts per optimizer step on any number of processes and micro-batches; each process holds whole groups
+    (``igrpo.paper_checks.check_batch`` refuses a split that would cut one), so a prompt is drafted once."""
     total = prompts_per_step * group
-    if total % processes:
+    if total % (processes * accumulation):
         raise ConfigError(f"train.prompts_per_step={prompts_per_step} x {group} completions = {total} does not "
-                          f"split over {processes} processes; choose prompts_per_step so the product divides")
-    return total // processes
+                          f"split into {processes} processes x {accumulation} micro-batches; choose "
+                          "prompts_per_step so the product divides")
+    return total // (processes * accumulation)
 
 
-def vllm_args(gen) -> dict:
+def lr_schedule(algo) -> dict:
+    """TRL's scheduler settings: ``cosine`` with ``algo.min_lr_rate > 0`` is transformers' ``cosine_with_min_lr``
+    (the LR decays to that fraction of the peak, the paper's 10% floor); other schedulers as named."""
+    if algo.lr_scheduler_type == "cosine" and algo.min_lr_rate > 0:
+        return {"lr_scheduler_type": "cosine_with_min_lr", "lr_scheduler_kwargs": {"min_lr_rate": algo.min_lr_rate}}
+    return {"lr_scheduler_type": algo.lr_scheduler_type}
+
+
+def vllm_max_model_len(cfg) -> int | None:
+    """vLLM's context length: the prompt cap plus the completion cap, so a draft-conditioned prompt never shortens
+    its completions (None without a prompt cap: vLLM then takes the model's own limit)."""
+    cap = cfg.train.max_prompt_tokens
+    return None if cap is None else cap + cfg.generation.max_completion_length
+
+
+def vllm_args(gen, max_model_len: int | None = None) -> dict:
     """TRL's vLLM settings from ``generation=vllm`` (nothing for the hf backend)."""
     if gen.name != "vllm":
         return {"use_vllm": False}
@@ -46,7 +65,7 @@ def vllm_args(gen) -> dict:
         "vllm_mode": gen.vllm_mode,
         "vllm_gpu_memory_utilization": gen.gpu_memory_utilization,
         "vllm_tensor_parallel_size": gen.tensor_parallel_size,
-        "vllm_max_model_length": gen.max_model_len,
+        "vllm_max_model_length": max_model_len,
         "vllm_server_base_url": gen.server_base_url,
         "vllm_server_host": gen.server_host,
         "vllm_server_port": gen.server_port,
@@ -57,24 +76,28 @@ def vllm_args(gen) -> dict:
 
 def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
     g = group_size(cfg)
+    k = cfg.train.gradient_accumulation_steps
     a, gen = cfg.algo, cfg.generation
     on_cpu = cfg.device == "cpu"
     return GRPOConfig(
         output_dir=str(output_dir),
-        # hardware: fp32 and no checkpointing on CPU; bf16 only when asked for on GPU
+        # hardware: fp32 on CPU; bf16 only when asked for on GPU
         use_cpu=on_cpu,
         bf16=(not on_cpu and cfg.model.dtype == "bfloat16"),
         fp16=False,
-        gradient_checkpointing=False,
+        gradient_checkpointing=cfg.train.gradient_checkpointing,
         # optimisation
         learning_rate=a.learning_rate,
-        lr_scheduler_type=a.lr_scheduler_type,
+        **lr_schedule(a),
         warmup_steps=a.warmup_ratio,  # a float < 1 is a ratio of the total steps
         weight_decay=a.weight_decay,
         max_grad_norm=a.max_grad_norm,
         max_steps=cfg.train.steps,
-        per_device_train_batch_size=per_device_batch(cfg.train.prompts_per_step, g, world_size()),
-        gradient_accumulation_steps=1,
+        per_device_train_batch_size=per_device_batch(cfg.train.prompts_per_step, g, world_size(), k),
+        # k micro-batches per optimizer step, generated in one go: TRL generates steps_per_generation micro-batches
+        # at once, so drafts and refinements are sampled once per optimizer step from the same policy snapshot
+        gradient_accumulation_steps=k,
+        steps_per_generation=k,
         num_iterations=a.num_iterations,
         # the GRPO-family objective
         num_generations=g,
@@ -88,7 +111,7 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
         **entropy_trl_args(cfg.entropy),  # entropy_coef; entropy=adaptive: TRL's controller (use_adaptive_entropy...)
         # rollouts
         max_completion_length=gen.max_completion_length,
-        **vllm_args(gen),
+        **vllm_args(gen, vllm_max_model_len(cfg)),
         temperature=gen.temperature,
         top_p=gen.top_p,
         top_k=0,
@@ -121,6 +144,7 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
                  checkpoint_dir: Path | None = None):
     """The configured trainer and its rollout recorder. With ``checkpoint_dir`` (``train.save_every > 0``)
     TRL's output dir is that, so its checkpoints land where a restart of the same command finds them."""
+    pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.generation)
     reward_funcs, weights = build_reward_funcs(cfg.reward, judge_backend)
     args = build_grpo_args(cfg, checkpoint_dir or output_dir)
     args.reward_weights = weights
@@ -129,8 +153,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
                   processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
                   entropy_schedule=cfg.entropy, generated_per_prompt=generated_per_prompt(cfg))
     if cfg.variant.name == "igrpo":
-        trainer = IGRPOTrainer(variant=cfg.variant, refinement_template=task.refinement_template(cfg.variant.template),
-                               selection_seed=cfg.seed, **common)
+        trainer = IGRPOTrainer(variant=cfg.variant, refinement_template=refinement_template(task, cfg.variant.template),
+                               selection_seed=cfg.seed, max_prompt_tokens=cfg.train.max_prompt_tokens, **common)
     elif cfg.variant.name in BASELINE_VARIANTS:  # critique_grpo, self_verify (igrpo.baselines)
         trainer = make_baseline_trainer(cfg, task, tokenizer, common)
     else:

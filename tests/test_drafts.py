@@ -7,6 +7,8 @@ from igrpo.drafts import (
     all_zero,
     build_refinement_prompt,
     check_budget,
+    draft_content,
+    fit_draft,
     resolve_template,
     select_draft,
     truncate_draft,
@@ -141,3 +143,58 @@ def test_best_of_n_success_probability_matches_formula():
             rewards = [1.0 if rng.random() < v else 0.0 for _ in range(n)]
             hits += rewards[select_draft(rewards)] == 1.0
         assert hits / trials == pytest.approx(1 - (1 - v) ** n, abs=0.015)
+
+
+class TestDraftContent:
+    def test_full_is_the_whole_completion(self):
+        text = "let me think</think>\nThe answer is 3."
+        assert draft_content(text, "full") == (text, False)
+
+    def test_answer_section_is_after_the_last_think_close_without_tags(self):
+        text = "wait <think> no</think> still</think>\n\n**Answer** $\\boxed{3}$ <think>"
+        assert draft_content(text, "answer_section") == ("**Answer** $\\boxed{3}$", False)
+
+    def test_answer_section_without_think_close_falls_back_to_the_text_and_says_so(self):
+        kept, fell_back = draft_content("<think>still thinking about 3", "answer_section")
+        assert fell_back and kept == "still thinking about 3" and "<think>" not in kept
+
+    def test_unknown_mode_is_one_line_error(self):
+        with pytest.raises(ConfigError, match="full, answer_section"):
+            draft_content("x", "summary")
+
+
+class TestFitDraft:
+    """Characters as tokens: render places the draft in a 10-character frame."""
+
+    @staticmethod
+    def render(ids):
+        return "QQQQ[" + "".join(chr(i) for i in ids) + "]AAAA"
+
+    def test_no_cap_only_max_draft_tokens(self):
+        fitted = fit_draft([ord(c) for c in "abcdef"], self.render, len, max_draft_tokens=4)
+        assert (fitted.prompt, fitted.draft_tokens, fitted.prompt_tokens, fitted.truncated) == (
+            "QQQQ[cdef]AAAA", 4, 14, True)
+
+    def test_draft_cut_to_what_the_budget_leaves(self):
+        fitted = fit_draft([ord(c) for c in "abcdef"], self.render, len, max_draft_tokens=100, max_prompt_tokens=13)
+        assert fitted.prompt == "QQQQ[def]AAAA" and fitted.prompt_tokens == 13 and fitted.truncated
+        head = fit_draft([ord(c) for c in "abcdef"], self.render, len, 100, "head", max_prompt_tokens=13)
+        assert head.prompt == "QQQQ[abc]AAAA"
+
+    def test_fitting_draft_untouched(self):
+        fitted = fit_draft([ord(c) for c in "abc"], self.render, len, 100, max_prompt_tokens=13)
+        assert fitted.prompt == "QQQQ[abc]AAAA" and not fitted.truncated
+
+    def test_no_room_gives_no_prompt(self):
+        fitted = fit_draft([ord(c) for c in "abc"], self.render, len, 100, max_prompt_tokens=10)
+        assert fitted.prompt is None and fitted.draft_tokens == 0 and fitted.truncated
+
+    def test_tokens_merging_across_the_edge_are_counted_again(self):
+        """A tokenizer that counts 'aa' pairs as two extra tokens: the cut to the room left (4) is still over the
+        cap (18 > 14), and the longest draft that fits (2: 12 + 2) is found."""
+        def count(text):
+            return len(text) + 2 * text.count("aa")
+
+        fitted = fit_draft([ord("a")] * 6, self.render, count, 100, max_prompt_tokens=14)
+        assert count(fitted.prompt) <= 14 and fitted.prompt_tokens == count(fitted.prompt) and fitted.truncated
+        assert fitted.draft_tokens == 2 and fitted.prompt == "QQQQ[aa]AAAA"

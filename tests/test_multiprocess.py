@@ -1,5 +1,7 @@
-"""Two processes (``accelerate launch``, gloo on CPU): every copy of a prompt, on whichever rank, is conditioned
-on the same selected draft, and the run is logged once, to one MLflow run."""
+"""Two processes (``accelerate launch``, gloo on CPU): every prompt's group sits on one rank, so each prompt is
+drafted once, by one rank, and all its copies are conditioned on the same selected draft (with gradient
+accumulation too); a prompt count that would split a group over the ranks is refused; the run is logged once, to
+one MLflow run."""
 
 from __future__ import annotations
 
@@ -21,8 +23,9 @@ ACCELERATE = Path(sys.executable).with_name("accelerate")
 def two_process_run(tmp_path_factory, model_cache):
     tmp = tmp_path_factory.mktemp("two_procs")
     db = f"sqlite:///{tmp / 'mlflow.db'}"
-    # 3 prompts x 4 refinements = 12 completions per step, 6 per process: the second prompt's group spans both.
-    overrides = [*tiny_overrides(model_cache), "variant=igrpo", "train.steps=3", "train.prompts_per_step=3",
+    # 4 prompts x 4 refinements = 16 completions per step, 8 per process (2 whole groups), in 2 micro-batches of 4.
+    overrides = [*tiny_overrides(model_cache), "variant=igrpo", "train.steps=3", "train.prompts_per_step=4",
+                 "train.gradient_accumulation_steps=2",
                  f"output_dir={tmp / 'out'}", f"hydra.run.dir={tmp / 'hydra'}", f"tracking.uri={db}"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CUDA_VISIBLE_DEVICES"] = ""
@@ -34,25 +37,41 @@ def two_process_run(tmp_path_factory, model_cache):
     return tmp, db, proc
 
 
-def _refinement_prompts(path: Path) -> dict[tuple, set]:
-    prompts: dict[tuple, set] = {}
+def _rows(path: Path, stage: str) -> dict[tuple, list]:
+    rows: dict[tuple, list] = {}
     for row in json.loads(path.read_text()):
-        if row["stage"] == "refinement":
-            prompts.setdefault((row["step"], row["prompt_id"]), set()).add(row["prompt"])
-    return prompts
+        if row["stage"] == stage:
+            rows.setdefault((row["step"], row["prompt_id"]), []).append(row)
+    return rows
 
 
-def test_copies_of_a_prompt_on_both_ranks_share_one_draft(two_process_run):
+def test_each_prompt_is_drafted_once_by_the_rank_holding_its_whole_group(two_process_run):
     tmp, _, _ = two_process_run
-    rank0 = _refinement_prompts(tmp / "out" / "rollouts-rank0.json")
-    rank1 = _refinement_prompts(tmp / "out" / "rollouts-rank1.json")
-    shared = set(rank0) & set(rank1)
-    assert len(shared) == 3  # one prompt per step is split across the ranks (steps 0, 1, 2)
-    for key in shared:
-        assert len(rank0[key]) == 1 and rank0[key] == rank1[key], key
-        assert "Draft:" in next(iter(rank0[key]))
-    for prompts in (*rank0.values(), *rank1.values()):  # within a rank too, one draft per prompt
-        assert len(prompts) == 1
+    ranks = [tmp / "out" / f"rollouts-rank{r}.json" for r in (0, 1)]
+    drafts = [_rows(path, "draft") for path in ranks]
+    refinements = [_rows(path, "refinement") for path in ranks]
+    assert not set(drafts[0]) & set(drafts[1])  # no prompt drafted by both ranks
+    assert not set(refinements[0]) & set(refinements[1])  # no group split across the ranks
+    for rank in (0, 1):
+        assert set(drafts[rank]) == set(refinements[rank])  # a rank drafts exactly the prompts it trains on
+        assert len(drafts[rank]) == 3 * 2  # 2 prompts per rank per step, 3 steps
+        for key, rows in drafts[rank].items():
+            assert len(rows) == 4 and sum(r["selected"] for r in rows) == 1, key  # N = 4 drafts, one selected
+        for key, rows in refinements[rank].items():
+            assert len(rows) == 4 and len({r["prompt"] for r in rows}) == 1, key  # G = 4, one selected draft
+            assert "Draft:" in rows[0]["prompt"]
+
+
+def test_a_group_split_over_processes_is_refused(compose, monkeypatch):
+    from igrpo.errors import ConfigError
+    from igrpo.validate import validate
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    validate(compose("train.prompts_per_step=4"))
+    with pytest.raises(ConfigError, match=r"^train.prompts_per_step=3 is not valid with 2 processes: .* multiple of 2"):
+        validate(compose("train.prompts_per_step=3"))
+    with pytest.raises(ConfigError, match=r"^train.gradient_accumulation_steps=3 does not divide the 4 completions"):
+        validate(compose("train.prompts_per_step=2", "variant=igrpo", "train.gradient_accumulation_steps=3"))
 
 
 def test_metrics_are_logged_once_to_one_run(two_process_run):
@@ -62,7 +81,8 @@ def test_metrics_are_logged_once_to_one_run(two_process_run):
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == "FINISHED" and run.data.tags["num_processes"] == "2"
-    for key in ("train/loss", "train/reward", "draft/reward_mean", "draft/frac_groups_zero_std"):
+    for key in ("train/loss", "train/reward", "draft/reward_mean", "draft/frac_groups_zero_std", "draft/truncated_frac",
+                "draft/prompt_tokens_max"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/mean/greedy")] == [0, 3]
     assert proc.stdout.count("view: mlflow ui") == 1  # one summary, from the main process

@@ -44,3 +44,4 @@ class ModelHF(ModelCommon):
     chat_template: bool = MISSING  # wrap every prompt (plain, draft-conditioned, eval) in the tokenizer's template
     system_prompt: str | None = MISSING  # system message when chat_template is true; None = no system turn
     prompt_template: str | None = MISSING  # user message with {problem}; None = the task's own
+    attn_implementation: str = MISSING  # transformers attention kernel: sdpa | flash_attention_2 (needs flash-attn) | eager

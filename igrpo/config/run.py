@@ -59,7 +59,6 @@ class GenerationVLLM(GenerationHF):
     vllm_mode: str = MISSING  # colocate (shares the training GPUs) | server (`trl vllm-serve` elsewhere)
     gpu_memory_utilization: float = MISSING  # colocate: share of each GPU's memory vLLM may take
     tensor_parallel_size: int = MISSING  # colocate: GPUs per vLLM engine
-    max_model_len: int | None = MISSING  # colocate: context length vLLM allocates for (prompt + completion)
     server_base_url: str | None = MISSING  # server: e.g. http://10.0.0.5:8000 (else host/port below)
     server_host: str = MISSING
     server_port: int = MISSING
@@ -86,7 +85,15 @@ class Tracking:
 @dataclass
 class Train:
     steps: int = MISSING  # optimizer steps
-    prompts_per_step: int = MISSING  # distinct prompts per step (global over processes)
+    prompts_per_step: int = MISSING  # distinct prompts per optimizer step (global over processes)
+    # one optimizer step's completions go through forward/backward in this many micro-batches; generation (drafts
+    # and refinements) still happens once per optimizer step (TRL's steps_per_generation = this)
+    gradient_accumulation_steps: int = MISSING
+    gradient_checkpointing: bool = MISSING  # recompute activations in the backward pass (less memory, more time)
+    # prompt cap in tokens (paper: 1,024): the plain prompt is never cut; an iGRPO draft is cut per row to what
+    # remains after the plain problem and the refinement template. None = no cap. vLLM's max_model_len = this +
+    # generation.max_completion_length
+    max_prompt_tokens: int | None = MISSING
     logging_steps: int = MISSING
     # checkpoints and resume (igrpo/checkpoints.py); none of these enter the config hash
     save_every: int = MISSING  # checkpoint every k optimizer steps (0 = no checkpoints, no resume)
@@ -112,7 +119,7 @@ class RunConfig:
     rollout_budget: int = MISSING  # completions per prompt per step: GRPO's group size, iGRPO's N x rounds + G
     device: str = MISSING  # cpu | cuda
     cpu_threads: int = MISSING  # torch threads on CPU; 0 = this process's share of the cores (igrpo.threads)
-    output_dir: str = MISSING  # where checkpoints and scratch files go
+    output_dir: str | None = MISSING  # where checkpoints and scratch files go (None only in `--cfg job --resolve`: no run)
     objective: Any = MISSING  # metric returned to sweepers: a name, or a list of names (multi-objective)
     quiet: bool = MISSING  # no progress bars
 

@@ -29,6 +29,9 @@ class VariantIGRPO:
     on_all_zero: str = MISSING  # keep (append the best anyway) | plain (use the plain prompt)
     max_draft_tokens: int = MISSING  # drafts longer than this are cut before entering the prompt
     draft_truncation: str = MISSING  # tail (keep the end, where the answer is) | head
+    # what of the selected draft enters the prompt: full (the whole completion) | answer_section (a reasoning
+    # model's text after its last </think>, think tags stripped; the tail when there is none, counted)
+    draft_content: str = MISSING
     template: str = MISSING  # named template (igrpo.drafts.TEMPLATES) or literal text with {draft}
 
 
@@ -46,6 +49,7 @@ class Algo:
     mask_truncated_completions: bool = MISSING  # drop completions that hit the length cap from the loss
     learning_rate: float = MISSING
     lr_scheduler_type: str = MISSING  # any transformers scheduler name
+    min_lr_rate: float = MISSING  # cosine: the LR decays to this fraction of the peak (paper: 0.1); 0 = to zero
     warmup_ratio: float = MISSING
     weight_decay: float = MISSING
     max_grad_norm: float = MISSING

@@ -163,12 +163,14 @@ def looks_like_local_path(path: str) -> bool:
     return path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
 
 
-def load_policy(model_path: str, dtype: str = "float32", device: str = "cpu"):
-    """Load a causal LM and its tokenizer from a hub id or a local directory."""
+def load_policy(model_path: str, dtype: str = "float32", device: str = "cpu", attn_implementation: str | None = None):
+    """Load a causal LM and its tokenizer from a hub id or a local directory (``attn_implementation``: the
+    attention kernel, ``model.attn_implementation``; None = transformers' default)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype)).to(device)
+    kernel = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **kernel).to(device)
     return model, tokenizer

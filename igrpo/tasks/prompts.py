@@ -55,3 +55,34 @@ def chat_frame(tokenizer, system_prompt: str | None = None, where: str = "model.
     if bos and prefix.startswith(bos) and _adds_bos(tokenizer):
         prefix = prefix[len(bos):]
     return prefix, suffix
+
+
+def completion_cue(prompt_template: str) -> str | None:
+    """A base model's completion cue: the last line of its prompt template when that line is a label the model
+    continues after (``Solution:`` for Nemotron-H, ``A:`` for the embedded tiny model), else None."""
+    last = prompt_template.rstrip("\n").rpartition("\n")[2].strip()
+    return last if last.endswith(":") and "{problem}" not in last else None
+
+
+def refinement_template(task, template: str) -> str:
+    """The iGRPO Stage-2 prompt template for ``task``'s prompt format (still filled by
+    ``igrpo.drafts.build_refinement_prompt``). With a chat template the named template is the user message, framed
+    like every plain prompt (``TaskData.refinement_template``). Without one (a base model), the prompt must end
+    where the model's answer starts, as its plain prompt does: the model's own prompt is kept around the problem
+    and draft, and its completion cue (``Solution:``) ends it; a template that already ends with the cue (the tiny
+    model's ``...\\nA:``) is used as it is."""
+    framed = task.refinement_template(template)
+    cue = None if (task.chat_prefix or task.chat_suffix) else completion_cue(task.prompt_template)
+    if cue is None:
+        return framed
+    from igrpo.drafts import resolve_template
+    from igrpo.tasks.base import escape_braces
+
+    framed = resolve_template(framed)
+    if framed.rstrip().endswith(cue):
+        return framed
+    body = task.prompt_template.rstrip("\n").rpartition("\n")[0]  # the model's prompt without its cue line
+    before, found, after = body.partition("{problem}")
+    if found and "{problem}" in framed:
+        framed = escape_braces(before) + framed + escape_braces(after)
+    return framed + "\n" + escape_braces(cue)
