@@ -1,0 +1,160 @@
+"""``python -m igrpo.eval``: evaluate a model on an eval config, resumably, and log into its training run.
+
+What is evaluated (``eval.checkpoint``): a model directory or hub id; else, with ``eval.run_id``, that run's
+saved policy (its ``model/`` artifact, from ``tracking.log_model=true`` or ``eval.mode=job``); else the
+configured base model (``model=...``). Where it is logged: with ``eval.run_id``, into that run at
+``eval.step`` (default the run's ``train.steps``: where its final evaluation belongs), without touching its
+status; else into a new run tagged ``phase=eval``.
+
+Resumable: every chunk's graded samples go to ``<eval.store_root>/<key>/<suite>.jsonl`` as it finishes
+(``igrpo.eval.store``); the key hashes what determines the numbers (model, eval and task config, seed, prompt
+format), so the same command after a kill finds them, regenerates nothing already graded and says so
+(``eval job: N problems already graded (reused), M generated``). The per-sample table (suite, problem id,
+sample index, answer, correct, tokens) becomes the run's ``eval_job/samples_step<step>.json``.
+
+Training hands its final evaluation to this path with ``eval.mode=job`` (``evaluate_saved_model``): the final
+policy is saved and evaluated from disk through the same store, so a run killed during it resumes the
+evaluation too. The numbers equal the inline evaluation's (same chunks, same seeds, same weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+from igrpo.errors import ConfigError, choice_error
+from igrpo.eval.backends import HFBackend, VLLMBackend
+from igrpo.eval.store import SampleStore
+from igrpo.eval.suites import EVAL_MODES, EvalOutcome, per_sample_table, run_chunks, sample_rows
+
+# eval fields that say where and how to run, not what the numbers are: left out of the store key
+BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step")
+
+
+def check_eval_job(cfg) -> None:
+    """The eval-job settings, one ConfigError line on the first mistake (``igrpo.validate`` calls this)."""
+    e = cfg.eval
+    if e.mode not in EVAL_MODES:
+        raise choice_error("eval.mode", e.mode, EVAL_MODES)
+    if e.step is not None and int(e.step) < 0:
+        raise ConfigError(f"eval.step={e.step} is not valid; it must be >= 0 (or null: the run's train.steps)")
+    if not str(e.store_root).strip():
+        raise ConfigError("eval.store_root is empty; name a directory for the eval job's graded samples")
+
+
+def store_key(cfg, model_ref: str) -> str:
+    """What fixes an evaluation's numbers, hashed: the store directory's name."""
+    from omegaconf import OmegaConf
+
+    eval_cfg = {k: v for k, v in OmegaConf.to_container(cfg.eval, resolve=True).items() if k not in BOOKKEEPING}
+    model = cfg.model
+    identity = {"model": model_ref, "eval": eval_cfg, "task": OmegaConf.to_container(cfg.task, resolve=True),
+                "seed": int(cfg.seed), "dtype": model.get("dtype"), "prompt": model.get("prompt_template"),
+                "chat": model.get("chat_template"), "system": model.get("system_prompt"),
+                "generation": cfg.generation.name}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def make_backend(cfg, model_dir: str):
+    """HF generate (``generation=hf``) or one vLLM engine (``generation=vllm``, unverified here) over the model."""
+    from igrpo.models.loading import load_policy
+
+    if cfg.generation.name == "vllm":  # pragma: no cover  (needs vLLM and a GPU)
+        from transformers import AutoTokenizer
+
+        return VLLMBackend(model_dir, AutoTokenizer.from_pretrained(model_dir), cfg.generation, cfg.model.dtype)
+    model, tokenizer = load_policy(model_dir, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
+    return HFBackend(model, tokenizer)
+
+
+def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None) -> EvalOutcome:
+    """Every suite of the task, resumably through the store in ``store_dir``; prints the resume counter."""
+    outcome = run_chunks(backend or make_backend(cfg, model_dir), task, cfg.eval, cfg.seed,
+                         store=SampleStore(store_dir))
+    print(f"eval job: {outcome.reused} problems already graded (reused), {outcome.generated} generated "
+          f"(store {store_dir})", flush=True)
+    return outcome
+
+
+def _log_outcome(log, outcome: EvalOutcome, step: int, seconds: float) -> None:
+    log.metrics({**outcome.metrics, "eval_job/reused_problems": outcome.reused,
+                 "eval_job/generated_problems": outcome.generated, "eval_job/seconds": seconds}, step=step)
+    log.table(per_sample_table(outcome.records), f"eval_job/samples_step{step}.json")
+
+
+def evaluate_saved_model(cfg, trainer, task, output_dir: Path, mlrun) -> tuple[dict, list[dict]]:
+    """``eval.mode=job`` at the end of training: save the final policy, evaluate it from disk through the job's
+    resumable store (keyed by the run), log the per-sample table; the caller logs the metrics."""
+    model_dir = Path(output_dir) / "final"
+    trainer.save_model(str(model_dir))
+    start = time.perf_counter()
+    outcome = evaluate_model_dir(cfg, str(model_dir), task, Path(cfg.eval.store_root) / f"run-{mlrun.run_id}")
+    mlrun.metrics({"eval_job/reused_problems": outcome.reused, "eval_job/generated_problems": outcome.generated,
+                   "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
+    mlrun.table(per_sample_table(outcome.records), f"eval_job/samples_step{cfg.train.steps}.json")
+    return outcome.metrics, sample_rows(outcome.records, task)
+
+
+def _model_to_evaluate(cfg, tracking_uri: str, run_id: str | None) -> tuple[str, str]:
+    """(model directory or hub id, its reference in the store key and tags)."""
+    import os
+
+    from igrpo.tracking.evals import download_saved_model
+
+    if cfg.eval.checkpoint:
+        path = os.path.expanduser(str(cfg.eval.checkpoint))
+        return path, path
+    if run_id:
+        saved = download_saved_model(tracking_uri, run_id, Path(cfg.eval.store_root) / "models")
+        if saved is None:
+            raise ConfigError(f"run {run_id} has no saved model (train with tracking.log_model=true or "
+                              "eval.mode=job); set eval.checkpoint=<model dir>")
+        return str(saved), f"run:{run_id}"
+    from igrpo.builds import resolve_policy_path
+
+    path, _ = resolve_policy_path(cfg, quiet=cfg.quiet)
+    return path, cfg.model.get("path") or path
+
+
+def run_eval_job(cfg) -> dict[str, float]:
+    """The whole ``python -m igrpo.eval`` job; returns the metrics it logged."""
+    from igrpo.config import to_container
+    from igrpo.tasks import load_task
+    from igrpo.tracking.evals import PHASE_EVAL, TAG_EVAL_CHECKPOINT, existing_run, run_status
+    from igrpo.tracking.names import TAG_PHASE, flatten, resolve_tracking_uri
+    from igrpo.tracking.runs import FINISHED, mlflow_run
+
+    check_eval_job(cfg)
+    tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
+    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors before any write
+    run_id = cfg.eval.run_id
+    target = existing_run(tracking_uri, run_id) if run_id else None
+    step = int(cfg.eval.step) if cfg.eval.step is not None else (int(cfg.train.steps) if run_id else 0)
+    model_dir, model_ref = _model_to_evaluate(cfg, tracking_uri, run_id)
+    store_dir = Path(cfg.eval.store_root) / store_key(cfg, model_ref)
+    start = time.perf_counter()
+    if target is not None:
+        outcome = evaluate_model_dir(cfg, model_dir, task, store_dir)
+        _log_outcome(target, outcome, step, time.perf_counter() - start)
+        target.tags({TAG_EVAL_CHECKPOINT: model_ref})
+        print(f"logged into run {run_id} at step {step}")
+        return outcome.metrics
+    # a run of its own; a relaunch after a kill continues it (its id is kept beside the samples)
+    marker = store_dir / "run.json"
+    previous = json.loads(marker.read_text())["run_id"] if marker.exists() else None
+    resume = previous if previous and run_status(tracking_uri, previous) not in (None, FINISHED) else None
+    tags = {TAG_PHASE: PHASE_EVAL, TAG_EVAL_CHECKPOINT: model_ref, "task": cfg.task.name, "seed": str(cfg.seed),
+            "model": cfg.model.name}
+    name = cfg.tracking.run_name or f"eval-{cfg.eval.name}-{Path(model_ref).name or model_ref}-s{cfg.seed}"
+    with mlflow_run(tracking_uri, cfg.tracking.experiment, name, tags, run_id=resume) as log:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"run_id": log.run_id}))
+        if resume is None:
+            log.params({k: v for k, v in flatten(to_container(cfg)).items()
+                        if k.split(".")[0] in ("eval", "task", "model", "generation", "seed")})
+        outcome = evaluate_model_dir(cfg, model_dir, task, store_dir)
+        _log_outcome(log, outcome, step, time.perf_counter() - start)
+        print(f"logged into run {log.run_id} (phase=eval) at step {step}")
+    return outcome.metrics

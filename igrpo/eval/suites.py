@@ -1,0 +1,200 @@
+"""Held-out evaluation: single-shot (no draft), k samples per problem -> avg@k, plus greedy accuracy.
+
+Each suite has its own k (``eval.suites.<name>.samples``, default ``eval.samples_per_problem``): the paper's
+protocol is avg@64 on AIME and avg@8 elsewhere. Metric names (``eval_metric_names`` lists them, and
+``igrpo.validate.objective_choices`` offers exactly these as objectives):
+
+* ``eval/<suite>/avg_at_<k>`` with the suite's own k, and ``eval/<suite>/greedy`` when ``eval.greedy``;
+* ``eval/mean/avg_at_k``: the mean over suites of each suite's avg@k, whatever the k's (the paper's "Avg"
+  column) -- always logged, so one objective name works for every eval config;
+* ``eval/mean/avg_at_<k>``: the same number, also logged when every suite shares one k (eval=toy);
+* ``eval/mean/greedy`` when ``eval.greedy``.
+
+Work is cut into *chunks*: consecutive problems of one suite, ``eval.batch_size // k`` at a time (k samples
+each). Every chunk draws its samples from its own seed, derived from (run seed, suite, first problem), inside a
+forked RNG. So a chunk's samples do not depend on which chunks ran before it: the in-training evaluation, the
+``python -m igrpo.eval`` job (``igrpo.eval.job``) and a job resumed after a kill all give the same numbers for
+the same weights, and an evaluation never shifts the training run's random stream.
+
+Answers are graded with ``igrpo.verify.MathVerifier`` (``eval.verifier=math_verify``: symbolic equivalence
+with a time budget) or exact normalised text (``exact``, enough for the embedded integer task).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from igrpo.answers import answers_match, extract_final_answer
+from igrpo.metrics import avg_at_k
+from igrpo.tasks.base import TaskData
+
+MEAN_AVG_KEY = "avg_at_k"  # eval/mean/avg_at_k: mean of each suite's avg@k (the paper's Avg column)
+VERIFIERS = ("math_verify", "exact")
+EVAL_MODES = ("inline", "job")
+SAMPLE_ROWS_PER_SUITE = 5  # completions kept per suite in the run's eval_samples.json
+
+
+def avg_key(k: int) -> str:
+    """MLflow rejects '@' in metric names, so avg@k is logged as avg_at_<k>."""
+    return f"avg_at_{k}"
+
+
+def suite_samples(eval_cfg, suite: str) -> int:
+    """k of a suite's avg@k: its own ``samples`` when it sets one, else ``eval.samples_per_problem``."""
+    suites = getattr(eval_cfg, "suites", None) or {}
+    own = suites[suite].samples if suite in suites else None
+    return int(own) if own else int(eval_cfg.samples_per_problem)
+
+
+def eval_metric_names(eval_cfg, suites: list[str]) -> list[str]:
+    """Every ``eval/...`` metric an evaluation of these suites logs."""
+    ks = {s: suite_samples(eval_cfg, s) for s in suites}
+    tail = ["greedy"] if eval_cfg.greedy else []
+    names = [f"eval/{s}/{m}" for s in suites for m in [avg_key(ks[s]), *tail]]
+    mean = [MEAN_AVG_KEY] + ([avg_key(next(iter(ks.values())))] if len(set(ks.values())) == 1 else []) + tail
+    return names + [f"eval/mean/{m}" for m in mean]
+
+
+@lru_cache(maxsize=4)
+def _shared_verifier(time_budget_s: float):
+    """One verifier (one worker process) per budget for the whole process: evals before, during and after
+    training share it, so sympy is imported once."""
+    from igrpo.verify import MathVerifier
+
+    return MathVerifier(time_budget_s=time_budget_s)
+
+
+def answer_grader(eval_cfg) -> Callable[[str | None, str], bool]:
+    """``grade(predicted_or_None, gold) -> bool`` for the configured verifier."""
+    if getattr(eval_cfg, "verifier", "exact") == "exact":
+        return answers_match
+    verifier = _shared_verifier(float(eval_cfg.verify_time_budget_s))
+    return verifier.equivalent
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Problems ``start:end`` of one suite, generated together with ``k`` samples each."""
+
+    suite: str
+    start: int
+    end: int
+    k: int
+
+    def seed(self, run_seed: int) -> int:
+        """The chunk's own sampling seed: stable across processes, Python versions and resumes."""
+        digest = hashlib.sha256(f"{run_seed}:{self.suite}:{self.start}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % (2**63)
+
+
+def plan_chunks(task: TaskData, eval_cfg, names: list[str]) -> list[Chunk]:
+    """Every chunk of these suites, suite by suite in problem order."""
+    chunks = []
+    for suite in names:
+        k = suite_samples(eval_cfg, suite)
+        per_chunk = max(1, int(eval_cfg.batch_size) // k)
+        total = len(task.eval_suites[suite])
+        chunks += [Chunk(suite, start, min(start + per_chunk, total), k) for start in range(0, total, per_chunk)]
+    return chunks
+
+
+def grade_chunk(chunk: Chunk, task: TaskData, samples: list[list[str]], greedy: list[str] | None, grade,
+                count_tokens: Callable[[str], int]) -> list[dict]:
+    """One record per problem of the chunk: its answers, grades and token counts (JSON-ready)."""
+    problems = task.eval_suites[chunk.suite][chunk.start:chunk.end]
+    records = []
+    for offset, (problem, texts) in enumerate(zip(problems, samples)):
+        answers = [extract_final_answer(t) for t in texts]
+        record = {"suite": chunk.suite, "chunk": chunk.start, "index": chunk.start + offset,
+                  "problem_id": problem.id, "gold": problem.answer, "answers": answers,
+                  "correct": [bool(grade(a, problem.answer)) for a in answers],
+                  "tokens": [count_tokens(t) for t in texts], "completion": texts[0] if texts else ""}
+        if greedy is not None:
+            record["greedy_correct"] = bool(grade(extract_final_answer(greedy[offset]), problem.answer))
+        records.append(record)
+    return records
+
+
+def metrics_from_records(records: dict[str, list[dict]], eval_cfg, names: list[str]) -> dict[str, float]:
+    """The metrics named by ``eval_metric_names`` from every suite's records (in problem order)."""
+    metrics: dict[str, float] = {}
+    ks = {suite: suite_samples(eval_cfg, suite) for suite in names}
+    for suite in names:
+        rows = sorted(records[suite], key=lambda r: r["index"])
+        metrics[f"eval/{suite}/{avg_key(ks[suite])}"] = avg_at_k([r["correct"] for r in rows])
+        if eval_cfg.greedy:
+            metrics[f"eval/{suite}/greedy"] = sum(r["greedy_correct"] for r in rows) / len(rows)
+    per_suite = [metrics[f"eval/{suite}/{avg_key(ks[suite])}"] for suite in names]
+    metrics[f"eval/mean/{MEAN_AVG_KEY}"] = sum(per_suite) / len(per_suite)
+    if len(set(ks.values())) == 1:
+        metrics[f"eval/mean/{avg_key(next(iter(ks.values())))}"] = metrics[f"eval/mean/{MEAN_AVG_KEY}"]
+    if eval_cfg.greedy:
+        metrics["eval/mean/greedy"] = sum(metrics[f"eval/{suite}/greedy"] for suite in names) / len(names)
+    return metrics
+
+
+@dataclass
+class EvalOutcome:
+    metrics: dict[str, float]
+    records: dict[str, list[dict]]  # suite -> one record per problem
+    reused: int = 0  # problems whose graded samples came from the store (a resumed job)
+    generated: int = 0  # problems generated and graded now
+
+
+def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | None = None,
+               store=None) -> EvalOutcome:
+    """Generate and grade every chunk not already in ``store`` (an ``igrpo.eval.store.SampleStore``, or None);
+    each chunk is written to the store as soon as it is graded."""
+    grade = answer_grader(eval_cfg)
+    names = list(task.eval_suites) if names is None else names
+    records: dict[str, list[dict]] = {suite: [] for suite in names}
+    outcome = EvalOutcome(metrics={}, records=records)
+    for chunk in plan_chunks(task, eval_cfg, names):
+        done = store.completed(chunk) if store is not None else None
+        if done is not None:
+            records[chunk.suite].extend(done)
+            outcome.reused += len(done)
+            continue
+        prompts = [task.prompt(p) for p in task.eval_suites[chunk.suite][chunk.start:chunk.end]]
+        samples = backend.sample(prompts, chunk.k, eval_cfg, chunk.seed(seed))
+        greedy = backend.greedy(prompts, eval_cfg) if eval_cfg.greedy else None
+        graded = grade_chunk(chunk, task, samples, greedy, grade, backend.count_tokens)
+        if store is not None:
+            store.write(chunk, graded)
+        records[chunk.suite].extend(graded)
+        outcome.generated += len(graded)
+    outcome.metrics = metrics_from_records(records, eval_cfg, names)
+    return outcome
+
+
+def sample_rows(records: dict[str, list[dict]], task: TaskData) -> list[dict]:
+    """A few completions per suite for the run's ``eval_samples.json`` (suite, problem, completion, correct)."""
+    rows = []
+    for suite, suite_records in records.items():
+        problems = task.eval_suites[suite]
+        for record in sorted(suite_records, key=lambda r: r["index"])[:SAMPLE_ROWS_PER_SUITE]:
+            rows.append({"suite": suite, "problem": problems[record["index"]].problem,
+                         "completion": record["completion"], "correct": record["correct"][0]})
+    return rows
+
+
+def per_sample_table(records: dict[str, list[dict]]) -> list[dict]:
+    """Every sample as one row (suite, problem id, sample index, answer, correct, tokens): the eval job's
+    MLflow table."""
+    return [{"suite": suite, "problem_id": r["problem_id"], "sample": j, "answer": r["answers"][j] or "",
+             "correct": r["correct"][j], "tokens": r["tokens"][j]}
+            for suite, rows in records.items() for r in sorted(rows, key=lambda r: r["index"])
+            for j in range(len(r["answers"]))]
+
+
+def evaluate_suites(model, tokenizer, task: TaskData, eval_cfg, seed: int, suites: list[str] | None = None,
+                    ) -> tuple[dict[str, float], list[dict]]:
+    """In-process evaluation of a loaded HF model (training's base, periodic and inline final evaluations):
+    the metrics named by ``eval_metric_names`` and a few sample rows (suite, problem, completion, correct)."""
+    from igrpo.eval.backends import HFBackend
+
+    outcome = run_chunks(HFBackend(model, tokenizer), task, eval_cfg, seed, suites)
+    return outcome.metrics, sample_rows(outcome.records, task)
