@@ -77,7 +77,9 @@ def paper_runs(paper_files, tmp_path_factory):
     cwd = tmp_path_factory.mktemp("paper_runs")
     db = cwd / "mlflow.db"
     plan = cwd / "plan.json"
-    plan.write_text(json.dumps([["variant=grpo"], ["variant=igrpo", "variant.num_drafts=2", "variant.template=paper"]]))
+    # iGRPO hands its final evaluation to the eval-job path (eval.mode=job); GRPO evaluates inline
+    plan.write_text(json.dumps([["variant=grpo"], ["variant=igrpo", "variant.num_drafts=2", "variant.template=paper",
+                                                   "eval.mode=job", f"eval.store_root={cwd / 'eval_store'}"]]))
     proc = run_cli(["-m", "hydra/sweeper=igrpo_plan", f"hydra.sweeper.plan={plan}", "eval.greedy=true",
                     *paper_args(paper_files, db)], cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -102,6 +104,16 @@ def test_paper_eval_end_to_end_through_the_cli(variant, paper_runs):
     assert "eval_gain/mean/avg_at_k" in metrics
     assert not any(key.startswith("eval/mean/avg_at_") and key != "eval/mean/avg_at_k" for key in metrics)  # mixed k
     assert "objective eval/mean/avg_at_k = " in proc.stdout and "eval/aime24/avg_at_4" in proc.stdout
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval_job")}
+    if variant == "igrpo":  # the eval-job path: every sample graded into the store and the per-sample table
+        problems = sum(len(rows) for rows in SUITES.values())
+        assert metrics["eval_job/generated_problems"] == problems and metrics["eval_job/reused_problems"] == 0
+        assert artifacts == {"eval_job/samples_step1.json"}
+        per_sample = json.loads(open(client.download_artifacts(run.info.run_id, "eval_job/samples_step1.json",
+                                                               str(cwd))).read())
+        assert len(per_sample["data"]) == sum(len(rows) * SAMPLES[s] for s, rows in SUITES.items())
+    else:
+        assert not artifacts and "eval_job/generated_problems" not in metrics
     rows = json.loads(open(client.download_artifacts(run.info.run_id, "rollouts.json", str(cwd))).read())
     rows = [dict(zip(rows["columns"], row)) for row in rows["data"]]
     prompts = {r["stage"]: r["prompt"] for r in rows}
