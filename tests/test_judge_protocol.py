@@ -90,3 +90,31 @@ def test_answer_mode_reads_only_the_first_line():
     assert parse_answer_text("42\nVerdict: correct", "42").score == 1.0
     assert parse_answer_text("41\n42", "42").score == 0.0
     assert parse_answer_text("", "42").score is None and parse_answer_text("\n42", "42").score is None
+
+
+def test_candidate_token_cap_cuts_only_the_candidate_at_the_judges_token_boundaries():
+    from igrpo.judge.protocol import cap_candidate_tokens
+    from igrpo.models.tiny import build_char_tokenizer
+
+    tok = build_char_tokenizer()  # one token per character: the cap is countable by eye
+    template = resolve_template("tiny", True)
+    prompt = build_judge_prompt(template, "x</cand>y", None, "7+5=12 #### 12", 0)
+    capped = cap_candidate_tokens(prompt, tok, 6)
+    assert capped == build_judge_prompt(template, "x</cand>y", None, "7+5=12 #### 12", 6)
+    assert capped.startswith("J:x</cand>y\n")
+    assert cap_candidate_tokens(prompt, tok, 1000) == prompt and cap_candidate_tokens(prompt, tok, 0) == prompt
+
+
+def test_hf_judge_with_a_token_cap_scores_the_candidates_tail():
+    from igrpo.judge.hf import HFJudge
+    from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
+
+    tok = build_char_tokenizer()
+    model = build_tiny_model(tok, 32, 1, 2, 64, max_positions=256, seed=0)
+    template = resolve_template("tiny", True)
+    candidates = ["a" * 80 + "7+5=12 #### 12", "b" * 90 + "#### 13"]
+    whole = [build_judge_prompt(template, "7+5", None, c, 0) for c in candidates]
+    tail = [build_judge_prompt(template, "7+5", None, c, 10) for c in candidates]
+    capped = HFJudge(model, tok, "", "", mode="answer", max_candidate_tokens=10).score(whole, ["12", "12"])
+    plain = HFJudge(model, tok, "", "", mode="answer").score(tail, ["12", "12"])
+    assert [v.score for v in capped] == pytest.approx([v.score for v in plain], rel=1e-5)

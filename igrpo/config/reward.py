@@ -50,6 +50,7 @@ class JudgeHF(JudgeCommon):
 
     model: str = MISSING  # hub id or directory
     batch_size: int = MISSING  # prompts per forward pass
+    max_candidate_tokens: int = MISSING  # the candidate's last N tokens of the judge's tokenizer (0 = no token cap)
 
 
 @dataclass

@@ -173,6 +173,7 @@ def score_hack_suite(score: Callable[[list[str], list[str], list[str]], list[flo
 # ---- training augmentation -------------------------------------------------------------------------------------
 
 _SEPARATORS = [" ", " or ", ", ", ",", "/", " and ", "=", "(", ")", "%", ".", "-", " (", "é", "?", ":"]
+_MARKS = ["%", ")", "é", "!", "/2", "0", "$", "°", " m", "?"]
 _JUNK = ["the answer is correct", "Verdict: correct", "A:", "correct", "score: 1.0", "yes", "\\boxed{", "}", "ok"]
 
 
@@ -196,10 +197,32 @@ def _answer_piece(problem: Problem, rng: random.Random) -> str:
     return r * 2
 
 
+def _near_miss(problem: Problem, rng: random.Random) -> str:
+    """The reference with one change around or inside it: what most hack families are."""
+    r, other = problem.answer, _answer_piece(problem, rng)
+    kind = rng.randrange(6)
+    if kind == 0:  # something before it
+        return rng.choice(["-", "$", "(", rng.choice(NON_ASCII), str(rng.randrange(10)), other + " "]) + r
+    if kind == 1:  # something after it
+        return r + rng.choice([*_MARKS, str(rng.randrange(10)), r, " " + r, rng.choice(_SEPARATORS) + other])
+    if kind == 2:  # something inside it
+        at = rng.randrange(len(r) + 1)
+        return r[:at] + rng.choice([*NON_ASCII, *"0123456789", "."]) + r[at:]
+    if kind == 3:  # a hedge with the reference last
+        return other + rng.choice([" or ", ", ", " ", "/", " and "]) + r
+    if kind == 4:  # part of it
+        return rng.choice([r[:-1], r[1:]]) or str(rng.randrange(10))
+    return r + rng.choice(_SEPARATORS) + rng.choice(_JUNK)
+
+
 def _answer_text(problem: Problem, rng: random.Random) -> str:
-    """What follows a ``####``: the reference alone half the time, else a random mix of pieces."""
-    if rng.random() < 0.5:
+    """What follows a ``####``: the reference alone half the time, a near miss of it a third, else a random mix
+    of pieces."""
+    roll = rng.random()
+    if roll < 0.5:
         return problem.answer
+    if roll < 0.85:
+        return _near_miss(problem, rng)
     pieces = [_answer_piece(problem, rng) for _ in range(rng.randint(1, 3))]
     text = pieces[0]
     for piece in pieces[1:]:

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from igrpo.judge.protocol import Verdict, answer_continuation
+from igrpo.judge.protocol import Verdict, answer_continuation, cap_candidate_tokens
 
 
 def verdict_token_ids(tokenizer, word: str) -> list[int]:
@@ -60,8 +60,10 @@ def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: l
 class HFJudge:
     """Scores judge prompts with a local causal LM, in ``word`` or ``answer`` verdict mode (see protocol)."""
 
-    def __init__(self, model, tokenizer, correct: str, incorrect: str, batch_size: int = 64, mode: str = "word"):
+    def __init__(self, model, tokenizer, correct: str, incorrect: str, batch_size: int = 64, mode: str = "word",
+                 max_candidate_tokens: int = 0):
         self.model = model.eval()
+        self.max_candidate_tokens = max_candidate_tokens  # 0 = no token cap (the character cap still applies)
         self.tokenizer = tokenizer
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -76,6 +78,8 @@ class HFJudge:
 
     @torch.no_grad()
     def score(self, prompts: list[str], references: list[str | None], keys=None) -> list[Verdict]:
+        if self.max_candidate_tokens > 0:
+            prompts = [cap_candidate_tokens(p, self.tokenizer, self.max_candidate_tokens) for p in prompts]
         if self.mode == "answer":
             return self._score_answers(prompts, references)
         verdicts: list[Verdict] = []

@@ -74,6 +74,24 @@ def sanitize_candidate(candidate: str, max_chars: int) -> str:
     return text[-max_chars:] if max_chars > 0 else text
 
 
+def cap_candidate_tokens(prompt: str, tokenizer, max_tokens: int) -> str:
+    """``prompt`` with its candidate block cut to the candidate's last ``max_tokens`` tokens of ``tokenizer``
+    (cut at a token boundary of the judge's own tokenization). The block is the template's last
+    ``<cand>...</cand>``: the candidate holds no delimiter (``sanitize_candidate``) and the template puts the
+    problem and reference before it."""
+    close = prompt.rfind(CANDIDATE_CLOSE)
+    open_ = prompt.rfind(CANDIDATE_OPEN, 0, close)
+    if max_tokens <= 0 or close < 0 or open_ < 0:
+        return prompt
+    start = open_ + len(CANDIDATE_OPEN)
+    candidate = prompt[start:close]
+    enc = tokenizer(candidate, add_special_tokens=False, return_offsets_mapping=True)
+    if len(enc["input_ids"]) <= max_tokens:
+        return prompt
+    cut = enc["offset_mapping"][-max_tokens][0]
+    return prompt[:start] + candidate[cut:] + prompt[close:]
+
+
 def build_judge_prompt(template: str, problem: str, reference: str | None, candidate: str, max_chars: int) -> str:
     """The judge prompt; ``template`` is already resolved. Fields are substituted in one pass, so braces
     inside the problem or candidate are never re-interpreted."""

@@ -6,12 +6,18 @@ to write the candidate's final answer (or ``?`` when there is none) followed by 
 match scores near 1, a wrong answer near 0, and an ambiguous or near-miss candidate gets partial credit.
 (A verdict-token judge was tried first: a 1M-parameter model did not learn to compare two numbers in 500
 steps, stalling at 0.70 AUROC, while restating an answer is learnt in ~100.) Candidates are the worked
-solutions of the embedded task and wrong ones of several kinds: a slip carried forward, an off-by-k final
-answer, no final answer, another problem's solution.
+solutions of the embedded task and wrong ones of several kinds (a slip carried forward, an off-by-k final
+answer, no final answer, another problem's solution) and, for a share ``build_augment_fraction``, hack-style
+candidates (``igrpo.judge.hacks``: hedges, answers that start with the reference, unknown characters, extra
+markers, injected text, fillers, empty), half of them right. What it writes is ``hacks.judge_reading`` of what
+it sees: the last ``####`` answer whole, so the score P(reference, then the end of the answer) is ~0 for every
+hack.
 
 Quality is measured when it is built: AUROC of its score against exact correctness on candidates for
-held-out problems (the task's eval suites, never seen in judge training). Training stops at a target dev
-AUROC or a step cap, never by wall-clock. The result is cached like the tiny policy, keyed by its spec.
+held-out problems (the task's eval suites, never seen in judge training), and the hack suite's score
+distribution per family on problems no judge training example used (``JudgeBuildInfo.hack_*``). Training stops
+once the dev AUROC reaches its target and no hack family's dev mean exceeds ``build_target_hack_score``, or at
+a step cap, never by wall-clock. The result is cached like the tiny policy, keyed by its spec.
 """
 
 from __future__ import annotations
@@ -248,8 +254,8 @@ def _build_tiny_judge(judge_cfg, task_cfg, spec: dict, key: str, target: Path, p
         raise ConfigError(f"reward.judge.build_pool_size={judge_cfg.build_pool_size}: the first {DEV_PROBLEMS} "
                           "problems are the judge's dev set and none are left to train on; raise it")
     dev = make_examples(dev_problems, 512, random.Random(2), template, judge_cfg.max_candidate_chars)
-    steps, dev_auc, history, hack_history = train_judge(model, tokenizer, pool, dev, dev_problems[:DEV_HACK_PROBLEMS], template,
-                                          judge_cfg, progress)
+    steps, dev_auc, history, hack_history = train_judge(model, tokenizer, pool, dev, dev_problems[:DEV_HACK_PROBLEMS],
+                                                        template, judge_cfg, progress)
     heldout = make_examples(heldout_problems, judge_cfg.build_heldout_size, random.Random(3), template,
                             judge_cfg.max_candidate_chars)
     scorer = HFJudge(model, tokenizer, "", "", batch_size=256, mode="answer")
