@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from igrpo.answers import extract_final_answer
-from tests.helpers import ROOT, run_cli, subprocess_env, tiny_overrides
+from tests.helpers import run_cli, subprocess_env, tiny_overrides
 
 
 def eval_cli(args: list[str], cwd, timeout: int = 600):

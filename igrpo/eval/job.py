@@ -24,24 +24,14 @@ import json
 import time
 from pathlib import Path
 
-from igrpo.errors import ConfigError, choice_error
+from igrpo.errors import ConfigError
 from igrpo.eval.backends import HFBackend, VLLMBackend
+from igrpo.eval.checks import check_eval_job
 from igrpo.eval.store import SampleStore
-from igrpo.eval.suites import EVAL_MODES, EvalOutcome, per_sample_table, run_chunks, sample_rows
+from igrpo.eval.suites import EvalOutcome, per_sample_table, run_chunks, sample_rows
 
 # eval fields that say where and how to run, not what the numbers are: left out of the store key
 BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step")
-
-
-def check_eval_job(cfg) -> None:
-    """The eval-job settings, one ConfigError line on the first mistake (``igrpo.validate`` calls this)."""
-    e = cfg.eval
-    if e.mode not in EVAL_MODES:
-        raise choice_error("eval.mode", e.mode, EVAL_MODES)
-    if e.step is not None and int(e.step) < 0:
-        raise ConfigError(f"eval.step={e.step} is not valid; it must be >= 0 (or null: the run's train.steps)")
-    if not str(e.store_root).strip():
-        raise ConfigError("eval.store_root is empty; name a directory for the eval job's graded samples")
 
 
 def store_key(cfg, model_ref: str) -> str:

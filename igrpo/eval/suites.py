@@ -28,12 +28,12 @@ from functools import lru_cache
 from typing import Callable
 
 from igrpo.answers import answers_match, extract_final_answer
+from igrpo.eval.checks import EVAL_MODES  # noqa: F401  (re-exported)
 from igrpo.metrics import avg_at_k
 from igrpo.tasks.base import TaskData
 
 MEAN_AVG_KEY = "avg_at_k"  # eval/mean/avg_at_k: mean of each suite's avg@k (the paper's Avg column)
 VERIFIERS = ("math_verify", "exact")
-EVAL_MODES = ("inline", "job")
 SAMPLE_ROWS_PER_SUITE = 5  # completions kept per suite in the run's eval_samples.json
 
 
