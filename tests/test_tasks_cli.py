@@ -93,3 +93,15 @@ def test_decontaminate_finds_planted_overlaps_and_training_drops_them(tmp_path, 
     assert len(data.train) == 7 and data.extra["decontaminated"] == 2
     assert main(["decontaminate", *overrides, "task.decontaminate_ngram=13"]) == 0
     assert capsys.readouterr().out.startswith("0 of 9 training problems share a 13-gram")
+
+
+
+def test_a_bad_ngram_size_is_a_one_line_error(tmp_path, capsys):
+    from igrpo.tasks.__main__ import main
+
+    train = jsonl(tmp_path / "t.jsonl", [{"problem": "train me", "answer": "1"}])
+    suite = jsonl(tmp_path / "s.jsonl", [{"problem": "eval me", "answer": "2"}])
+    code = main(["decontaminate", "task=math", f"task.path={train}", "task.answer_field=answer",
+                 "task.solution_field=null", "eval=paper", *suite_overrides(suite), "task.decontaminate_ngram=0"])
+    assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
+        "error: task.decontaminate_ngram=0 is not valid; it must be >= 1 (words per n-gram)"]

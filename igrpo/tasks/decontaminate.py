@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from igrpo.errors import ConfigError
 from igrpo.tasks.base import Problem
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -43,7 +44,7 @@ class Overlap:
 def find_overlaps(train: list[Problem], suites: dict[str, list[Problem]], n: int = 8) -> list[Overlap]:
     """Every training problem sharing an n-gram with an eval problem, in training order."""
     if n < 1:
-        raise ValueError(f"n-gram size must be >= 1, got {n}")
+        raise ConfigError(f"task.decontaminate_ngram={n} is not valid; it must be >= 1 (words per n-gram)")
     index: dict[tuple[str, ...], tuple[str, str]] = {}
     for suite, problems in suites.items():
         for problem in problems:
