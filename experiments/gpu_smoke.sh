@@ -1,58 +1,146 @@
 #!/usr/bin/env bash
-# GPU smoke test: a few iGRPO steps on one GPU with a small HF model, through the real CLI and MLflow.
+# GPU smoke test of the paper-scale training path: a few steps of GRPO and of iGRPO on one GPU with a small Llama
+# built on the spot, under the paper preset (experiment=paper) scaled down: bf16, sdpa attention, gradient
+# checkpointing, gradient accumulation 2 (generation once per optimizer step), the prompt cap. One line per check,
+# then `gpu_smoke: N/M checks ok`; exit 1 if any failed. Budget: well under 8 minutes on one H100/H200.
 #
-#   bash experiments/gpu_smoke.sh                     # a tiny Llama saved here (no hub access needed)
-#   MODEL=Qwen/Qwen2.5-0.5B-Instruct bash experiments/gpu_smoke.sh   # any small HF model (id or directory)
-#   DEVICE=cpu DTYPE=float32 bash experiments/gpu_smoke.sh           # rehearse the script on a CPU machine
+#   bash experiments/gpu_smoke.sh fetch    # on a machine with PyPI: the wheels a bare GPU image lacks, into .whl/
+#   bash experiments/gpu_smoke.sh          # on the GPU machine (installs .whl/ into /tmp/site when trl is missing)
+#   DEVICE=cpu DTYPE=float32 HIDDEN=64 bash experiments/gpu_smoke.sh    # rehearse the same checks on a CPU machine
 #
-# It runs (1) iGRPO with transformers generation in bf16 on CUDA, then (2) the same with generation=vllm when
-# the vllm package is importable. Each run writes to a local MLflow store (./gpu_smoke/mlflow.db) and prints
-# its summary; the script ends with one line per stage: ok / failed / skipped.
+# The GPU image (DESIGN.md "The GPU machine") has torch, transformers 5.17, accelerate, pandas, pyarrow, sympy but no
+# trl, datasets, hydra-core, omegaconf, mlflow, math-verify or vllm, and no network. The check drives the project's
+# own pieces in-process (Hydra composition, igrpo.validate, load_policy, load_task, make_trainer, TRL's trainer), so
+# it needs neither MLflow nor math-verify (reward.verifier=exact on integer answers). vLLM cannot travel (336 MB):
+# generation=hf here; the vLLM path stays unchecked by this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
-OUT=${OUT_DIR:-gpu_smoke}
-mkdir -p "$OUT"
-"$PY" - "$OUT" <<'PY'
-# A tiny MATH-format train file and AIME-format eval files, so the smoke run needs no dataset downloads.
-import json, sys, pathlib
-out = pathlib.Path(sys.argv[1])
-train = [{"problem": f"What is {a} + {b}?", "solution": f"{a} + {b} = {a + b}, so the answer is \\boxed{{{a + b}}}."}
+PY=${PYTHON:-python3}
+WHEELS=.whl
+
+if [ "${1:-}" = "fetch" ]; then
+  # Pure-Python wheels for the GPU image's Python 3.12, versions as the project pins or uses them.
+  grep -qx "/$WHEELS/" .git/info/exclude 2>/dev/null || echo "/$WHEELS/" >> .git/info/exclude
+  mkdir -p "$WHEELS"
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$WHEELS" \
+    trl==1.16.0 transformers==5.24.0 datasets==5.2.0 hydra-core==1.3.8 omegaconf==2.3.1 dill==0.4.1 \
+    multiprocess==0.70.19 || exit 1
+  # antlr4-python3-runtime 4.9.3 (hydra's pin) is published as a source archive only: build its wheel here
+  "$PY" -m pip wheel -q --no-deps -w "$WHEELS" antlr4-python3-runtime==4.9.3 || exit 1
+  ls -la "$WHEELS"; du -sh "$WHEELS"
+  echo "carry $WHEELS with the working tree (device tool: carry=[\"$WHEELS\"]), then run: bash experiments/gpu_smoke.sh"
+  exit 0
+fi
+
+if ! "$PY" -c "import trl, hydra, omegaconf, datasets" 2>/dev/null; then
+  [ -d "$WHEELS" ] || { echo "check wheels: FAILED (trl/hydra/datasets missing and no $WHEELS/; run: bash experiments/gpu_smoke.sh fetch)"; exit 1; }
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHEELS"/*.whl \
+    || { echo "check wheels: FAILED (pip install from $WHEELS/)"; exit 1; }
+  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+  echo "check wheels: ok (installed $(ls "$WHEELS" | wc -l) wheels into /tmp/site)"
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "nvidia-smi: none"
+exec "$PY" - "${OUT_DIR:-gpu_smoke}" "${DEVICE:-cuda}" "${DTYPE:-bfloat16}" "${HIDDEN:-512}" <<'PY'
+import json, math, pathlib, sys, time
+start = time.perf_counter()
+out, device, dtype, hidden = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2], sys.argv[3], int(sys.argv[4])
+out.mkdir(parents=True, exist_ok=True)
+results = []
+
+def check(name, ok, detail=""):
+    results.append(bool(ok))
+    print(f"check {name}: {'ok' if ok else 'FAILED'}{' (' + str(detail) + ')' if detail != '' else ''}", flush=True)
+
+import importlib.metadata as md
+import torch
+versions = {p: md.version(p) for p in ("torch", "transformers", "trl", "accelerate", "datasets", "hydra-core")}
+print("versions:", " ".join(f"{k}={v}" for k, v in versions.items()))
+on_gpu = device == "cuda"
+check("device", torch.cuda.is_available() if on_gpu else True,
+      torch.cuda.get_device_name(0) if on_gpu and torch.cuda.is_available() else device)
+if on_gpu and not torch.cuda.is_available():
+    print("gpu_smoke: no CUDA device visible"); sys.exit(1)
+
+# A MATH-format train file and one eval suite (not run here; the task holds its problems out of training)
+train = [{"problem": f"What is {a} + {b}?", "solution": f"{a} + {b} = {a + b}, so $\\boxed{{{a + b}}}$."}
          for a in range(2, 12) for b in range(3, 9)]
 (out / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
-evals = [{"problem": f"Compute {a} * {b}.", "answer": str(a * b)} for a, b in [(3, 4), (6, 7), (8, 9), (12, 5)]]
-(out / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
-PY
-MODEL_PATH=${MODEL:-}
-if [ -z "$MODEL_PATH" ]; then
-  MODEL_PATH="$OUT/tiny-llama"
-  "$PY" - "$MODEL_PATH" <<'PY'
-import sys
-from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
-tok = build_char_tokenizer()
-model = build_tiny_model(tok, 256, 4, 4, 768, max_positions=2048, seed=0)
-model.save_pretrained(sys.argv[1]); tok.save_pretrained(sys.argv[1])
-PY
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "nvidia-smi: not found"
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+(out / "eval.jsonl").write_text(json.dumps({"problem": "Compute 3 * 4.", "answer": "12"}) + "\n")
 
-SUITES=""
-for s in aime24 aime25 math500 amc23 gsm8k minerva; do SUITES="$SUITES eval.suites.$s.path=$PWD/$OUT/eval.jsonl"; done
-COMMON=(model=hf "model.path=$MODEL_PATH" "model.dtype=${DTYPE:-bfloat16}" "device=${DEVICE:-cuda}" task=math "task.path=$PWD/$OUT/train.jsonl"
-        eval=paper $SUITES eval.max_new_tokens=64 generation.max_completion_length=64 variant=igrpo variant.template=paper
-        train.steps=3 train.prompts_per_step=4 "tracking.uri=sqlite:///$PWD/$OUT/mlflow.db" tracking.experiment=gpu_smoke
-        "hydra.run.dir=$OUT/hydra/\${now:%H-%M-%S}")
-status_hf=failed; status_vllm=skipped
-start=$(date +%s)
-if "$PY" run.py "${COMMON[@]}" generation=hf; then status_hf=ok; fi
-echo "stage hf: $status_hf in $(( $(date +%s) - start )) s"
-if "$PY" -c "import vllm" 2>/dev/null; then
-  status_vllm=failed; start=$(date +%s)
-  if "$PY" run.py "${COMMON[@]}" generation=vllm generation.gpu_memory_utilization=0.3 generation.max_model_len=1024; then
-    status_vllm=ok
-  fi
-  echo "stage vllm: $status_vllm in $(( $(date +%s) - start )) s"
-fi
-echo "gpu_smoke: hf=$status_hf vllm=$status_vllm"
-[ "$status_hf" = ok ] && [ "$status_vllm" != failed ]
+# A small Llama built here (character tokenizer; hidden 512: ~13M parameters): no hub access needed
+from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
+model_dir = out / "small-llama"
+tok = build_char_tokenizer()
+build_tiny_model(tok, hidden_size=hidden, num_layers=4, num_heads=8, intermediate_size=3 * hidden, max_positions=2048,
+                 seed=0).save_pretrained(model_dir)
+tok.save_pretrained(model_dir)
+
+from hydra import compose, initialize_config_dir
+from igrpo.config import register_configs
+from igrpo.models.loading import load_policy
+from igrpo.tasks import load_task
+from igrpo.trainer_factory import make_trainer
+from igrpo.validate import validate
+
+register_configs()
+suites = [f"eval.suites.aime24.path={out / 'eval.jsonl'}", *(f"~eval.suites.{s}" for s in ("aime25", "math500", "amc23", "gsm8k", "minerva"))]
+
+def config(variant):
+    overrides = ["experiment=paper", "model=hf", f"model.path={model_dir}", f"model.dtype={dtype}", "model.chat_template=false",
+                 "model.attn_implementation=sdpa", f"device={device}", "generation=hf", "generation.max_completion_length=96",
+                 f"task.path={out / 'train.jsonl'}", *suites, "train.steps=3", "train.prompts_per_step=4",
+                 "train.gradient_accumulation_steps=2", "train.max_prompt_tokens=640", "reward.verifier=exact",
+                 "algo.learning_rate=1e-5", f"variant={variant}", f"output_dir={out / 'runs'}"]
+    if variant == "igrpo":
+        overrides += ["variant.max_draft_tokens=256"]  # the preset's 640 > completion cap: any draft fits
+    with initialize_config_dir(config_dir=str(pathlib.Path("conf").resolve()), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+for variant in ("grpo", "igrpo"):
+    t0 = time.perf_counter()
+    cfg = config(variant)
+    validate(cfg)
+    model, tokenizer = load_policy(str(model_dir), cfg.model.dtype, cfg.device, cfg.model.attn_implementation)
+    check(f"{variant} bf16 weights" if dtype == "bfloat16" else f"{variant} {dtype} weights",
+          next(model.parameters()).dtype == getattr(torch, dtype))
+    check(f"{variant} attention sdpa", model.config._attn_implementation == "sdpa", model.config._attn_implementation)
+    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)
+    trainer, _ = make_trainer(cfg, model, tokenizer, task, out / "runs" / variant)
+    a = trainer.args
+    check(f"{variant} accumulation 2, generation once per optimizer step",
+          (a.gradient_accumulation_steps, a.steps_per_generation) == (2, 2), (a.gradient_accumulation_steps, a.steps_per_generation))
+    check(f"{variant} bf16 autocast and gradient checkpointing", a.bf16 == (on_gpu and dtype == "bfloat16") and a.gradient_checkpointing)
+    calls, generate = [], trainer._generate_single_turn
+
+    def counted(prompt_ids, *args, **kwargs):
+        calls.append(trainer.state.global_step)
+        return generate(prompt_ids, *args, **kwargs)
+
+    trainer._generate_single_turn = counted
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats()
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    check(f"{variant} {cfg.train.steps} optimizer steps, finite loss",
+          trainer.state.global_step == cfg.train.steps and len(logs) == cfg.train.steps
+          and all(math.isfinite(h["loss"]) for h in logs), [round(h["loss"], 4) for h in logs])
+    check(f"{variant} gradient checkpointing active", getattr(model, "is_gradient_checkpointing", False))
+    per_step = 2 if variant == "igrpo" else 1  # iGRPO: drafts, then refinements; GRPO: the group
+    check(f"{variant} generate calls per optimizer step = {per_step}",
+          calls == [s for s in range(cfg.train.steps) for _ in range(per_step)], calls)
+    if variant == "igrpo":
+        caps = [h["draft/prompt_tokens_max"] for h in logs if "draft/prompt_tokens_max" in h]
+        check("igrpo Stage-2 prompts within train.max_prompt_tokens", caps and max(caps) <= cfg.train.max_prompt_tokens, caps)
+    memory = f", peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB" if on_gpu else ""
+    print(f"{variant}: {time.perf_counter() - t0:.1f} s{memory}", flush=True)
+    del trainer, model
+    if on_gpu:
+        torch.cuda.empty_cache()
+
+elapsed = time.perf_counter() - start
+check("under 8 minutes", elapsed < 480, f"{elapsed:.0f} s")
+print(f"gpu_smoke: {sum(results)}/{len(results)} checks ok")
+sys.exit(0 if all(results) else 1)
+PY
