@@ -105,7 +105,8 @@ def decontaminate_lines(cfg, ngram: int | None = None) -> list[str]:
     from igrpo.tasks import load_task
     from igrpo.tasks.decontaminate import find_overlaps
 
-    n = int(ngram or cfg.task.get("decontaminate_ngram") or 8)
+    configured = cfg.task.get("decontaminate_ngram")
+    n = int(ngram if ngram is not None else configured if configured is not None else 8)
     task_cfg = cfg.task.copy()
     if "decontaminate" in task_cfg:
         with open_dict(task_cfg):
