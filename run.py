@@ -16,7 +16,7 @@ quiet_third_party_logs()
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from igrpo.cli import run_job  # noqa: E402
+from igrpo.cli import run_hydra_app, run_job  # noqa: E402
 from igrpo.config import register_configs  # noqa: E402
 
 register_configs()
@@ -28,4 +28,4 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main, sys.argv[1:])  # Hydra's own errors as one line, exit 2

@@ -56,9 +56,10 @@ def launcher_is_local(hydra_overrides: list[str]) -> bool:
 
 
 def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool = True, extra: list[str] = ()) -> list:
-    """The composed config of every run (with ``extra`` overrides last), value-checked by ``igrpo.validate`` unless
-    ``check_values`` is False (e.g. a paper-scale plan on a machine without CUDA); ConfigError with one line on the
-    first bad one."""
+    """The composed config of every run (with ``extra`` overrides last), value-checked by ``igrpo.validate``; with
+    ``check_values`` False (e.g. a paper-scale plan on a machine without CUDA) without what only the machine that
+    runs it can answer (CUDA, vLLM installed, local model directories). ConfigError with one line on the first bad
+    one."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -80,8 +81,7 @@ def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool =
             except (HydraException, OmegaConfBaseException) as err:
                 raise ConfigError(f"{run.describe()}: {_first_line(err)}") from None
             try:
-                if check_values:
-                    validate(cfg)
+                validate(cfg, machine=check_values)
             except ConfigError as err:
                 raise ConfigError(f"{run.describe()}: {err}") from None
             configs.append(cfg)

@@ -66,7 +66,10 @@ def resolve_judge(cfg, quiet: bool):
         if info.built_now:
             log_judge_build(resolve_tracking_uri(cfg.tracking.uri), to_container(cfg.reward.judge), cfg.task.name, info)
         if not quiet:
-            print(f"judge: AUROC {info.heldout_auroc:.3f} on {info.heldout_size} held-out candidates "
-                  f"(built in {info.steps} steps{'' if info.built_now else ', cached'})")
+            from igrpo.judge.tiny import build_summary
+
+            print(build_summary(info) if info.built_now else
+                  f"judge: AUROC {info.heldout_auroc:.3f} on {info.heldout_size} held-out candidates, hack max score "
+                  f"{info.hack_max_score:.4f} (built in {info.steps} steps, cached)")
     return handle
 

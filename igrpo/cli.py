@@ -8,6 +8,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from igrpo.errors import ConfigError
 from igrpo.tracking.names import ui_runs_url
@@ -47,6 +48,70 @@ def check_group_choices(argv: list[str]) -> None:
     error = find_bad_group_choice(argv)
     if error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+_FULL_KEY = re.compile(r"full_key: (\S+)")
+_NOT_CONVERTED = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
+_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+_NOT_IN_NODE = re.compile(r"Key '([^']+)' (?:not in|is not in struct)")
+
+
+def hydra_error_line(err: BaseException, argv: list[str]) -> str:
+    """Hydra's or OmegaConf's multi-line composition error as our one line, naming the override at fault."""
+    cause = err.__cause__ if err.__cause__ is not None else err
+    detail = str(cause)
+    key = _FULL_KEY.search(detail)
+    converted = _NOT_CONVERTED.search(detail)
+    if converted and key:
+        kind = _KINDS.get(converted.group(2), f"of type {converted.group(2).lower()}")
+        return f"{key.group(1)}={converted.group(1)} is not valid; it must be {kind}"
+    missing = _NOT_IN_NODE.search(detail)
+    if missing:
+        name = key.group(1) if key else missing.group(1)
+        return f"{name} is not a known config key; list the keys with: python run.py --cfg job"
+    if type(err).__name__ == "OverrideParseException":
+        bad = _unparseable_override(argv)
+        where = f"the override {bad!r}" if bad else "an override"
+        return (f"could not parse {where}: {detail.splitlines()[0]}; quote values with spaces or braces, "
+                "e.g. 'variant.template=\"Fix: {draft}\"'")
+    lines = [line.strip() for text in (str(err), detail if cause is not err else "") for line in text.splitlines()]
+    return ": ".join(dict.fromkeys(line for line in lines if line and not line.startswith(("See https", "full_key",
+                                                                                           "object_type"))))
+
+
+def _unparseable_override(argv: list[str]) -> str | None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_override(arg)
+        except HydraException:
+            return arg
+    return None
+
+
+def run_hydra_app(main: Callable[[], object], argv: list[str]) -> None:
+    """Run a ``@hydra.main`` app, turning Hydra's own composition errors into one line and exit status 2.
+
+    Hydra prints these errors over several lines (exit 1); with HYDRA_FULL_ERROR set it raises them instead, and
+    errors raised inside a job (already handled by ``run_job``, or real crashes) keep their full traceback.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if user_wants_traceback or getattr(err, "raised_in_job", False):
+            raise
+        print(f"error: {hydra_error_line(err, argv)}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -106,6 +171,9 @@ def run_job(cfg) -> float | list[float]:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # a crash inside the job keeps its traceback (see run_hydra_app)
+        err.raised_in_job = True
+        raise
     if result.run_id:  # the main process; other ranks of a multi-process run stay quiet
         print(summary(result, cfg))
     return result.objective

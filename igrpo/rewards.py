@@ -128,7 +128,7 @@ def build_reward_funcs(reward_cfg, judge_backend=None) -> tuple[list[Callable], 
     if reward_cfg.verifier == "math_verify":
         from igrpo.verify import MathVerifier
 
-        verifier = MathVerifier(time_budget_s=reward_cfg.verify_time_budget_s)
+        verifier = MathVerifier(time_budget_s=reward_cfg.verify_time_budget_s, workers=reward_cfg.verify_workers)
     accuracy = AccuracyReward(verifier)
     if reward_cfg.name == "binary":
         funcs: list[Callable] = [accuracy]

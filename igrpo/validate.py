@@ -18,6 +18,13 @@ from igrpo.rewards import REWARDS, VERIFIERS
 from igrpo.tasks.arith import LEVELS
 from igrpo.tasks.registry import TASKS
 from igrpo.tasks.sources import SourceSpec, check_spec
+from igrpo.value_checks import (
+    check_finite_numbers,
+    check_format_placeholders,
+    check_known_keys,
+    check_seed,
+    check_tracking_reachable,
+)
 
 VARIANTS = ("grpo", "igrpo", *BASELINE_VARIANTS)
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
@@ -40,22 +47,33 @@ def _positive(field: str, value, strict: bool = True) -> None:
         raise ConfigError(f"{field}={value} is not valid; it must be {bound}")
 
 
-def validate(cfg) -> None:
-    """Raise ConfigError on the first invalid value."""
+def validate(cfg, machine: bool = True) -> None:
+    """Raise ConfigError on the first invalid value. ``machine=False`` leaves out what only the machine that runs
+    it can answer (a CUDA device, the vllm package, a local model directory): a paper-scale plan checked elsewhere."""
+    from igrpo import paper_checks
+    from igrpo.distributed import world_size
     from igrpo.models.loading import looks_like_local_path
 
     _check_required(cfg)
+    check_known_keys(cfg)  # +foo=1 is refused, not ignored
+    check_finite_numbers(cfg)  # nan / inf anywhere
+    check_seed(cfg.seed)
+    if not str(cfg.tracking.experiment or "").strip():
+        raise ConfigError(f"tracking.experiment={cfg.tracking.experiment!r} is not valid; give the MLflow experiment "
+                          "a non-empty name")
     _choice("variant", cfg.variant.name, VARIANTS)
     check_baseline_variant(cfg)  # critique_grpo / self_verify: choices and the matched budget (igrpo.baselines)
     if cfg.variant.name == "igrpo":
         v = cfg.variant
+        _check_derived_refinements(cfg)
         check_budget(cfg.rollout_budget, v.num_drafts, v.num_refinements, v.allow_budget_mismatch, v.rounds)
         _choice("variant.selection", v.selection, SELECTION_RULES)
         _choice("variant.tie_break", v.tie_break, TIE_BREAKS)
         _choice("variant.on_all_zero", v.on_all_zero, ALL_ZERO_POLICIES)
         _choice("variant.draft_truncation", v.draft_truncation, TRUNCATION_SIDES)
         _positive("variant.max_draft_tokens", v.max_draft_tokens)
-        resolve_template(v.template)
+        template = resolve_template(v.template)
+        check_format_placeholders("variant.template", template, ("draft", "problem", "prompt"))
     if cfg.rollout_budget < 2:
         raise ConfigError(f"rollout_budget={cfg.rollout_budget} is not valid; it must be >= 2")
 
@@ -76,6 +94,7 @@ def validate(cfg) -> None:
     _positive("reward.format_weight", cfg.reward.format_weight, strict=False)
     _choice("reward.verifier", cfg.reward.verifier, VERIFIERS)
     _positive("reward.verify_time_budget_s", cfg.reward.verify_time_budget_s)
+    _positive("reward.verify_workers", cfg.reward.verify_workers)
     if cfg.reward.name == "judge":
         _validate_judge(cfg.reward.judge)
     check_schedule(cfg.entropy)
@@ -84,7 +103,7 @@ def validate(cfg) -> None:
     _positive("generation.max_completion_length", cfg.generation.max_completion_length)
     if not 0 < cfg.generation.top_p <= 1:
         raise ConfigError(f"generation.top_p={cfg.generation.top_p} is not valid; it must be in (0, 1]")
-    _validate_vllm(cfg)
+    _validate_vllm(cfg, machine)
 
     _validate_task(cfg)
     _positive("train.steps", cfg.train.steps)
@@ -99,12 +118,32 @@ def validate(cfg) -> None:
 
     _choice("device", cfg.device, DEVICES)
     _choice("model.dtype", cfg.model.dtype, DTYPES)
-    if cfg.device == "cuda":
+    if cfg.device == "cuda" and machine:
         import torch
 
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda is not valid here: no CUDA device is visible; use device=cpu")
-    _validate_model(cfg, looks_like_local_path)
+    _validate_model(cfg, looks_like_local_path if machine else lambda path: False)
+    paper_checks.check(cfg, world_size())  # tiny-model settings on real models; recipe fields; whole groups per rank
+    if machine:  # last: the only check that waits (seconds at most), and before any model is loaded
+        from igrpo.tracking.names import resolve_tracking_uri
+
+        check_tracking_reachable(resolve_tracking_uri(cfg.tracking.uri))
+
+
+def _check_derived_refinements(cfg) -> None:
+    """When G is derived (N x rounds + G = rollout_budget), a G below 2 is the fault of what the user set."""
+    from omegaconf import OmegaConf
+
+    v = cfg.variant
+    if not OmegaConf.is_interpolation(v, "num_refinements") or v.allow_budget_mismatch:
+        return
+    left = cfg.rollout_budget - v.num_drafts * v.rounds
+    if left < 2:
+        most = (cfg.rollout_budget - 2) // max(v.rounds, 1)
+        raise ConfigError(f"variant.num_drafts={v.num_drafts} is not valid with rollout_budget={cfg.rollout_budget} "
+                          f"and variant.rounds={v.rounds}: it leaves {left} refinements (rollout_budget - num_drafts x "
+                          f"rounds) and iGRPO needs at least 2; use variant.num_drafts<={most} or raise rollout_budget")
 
 
 def _check_required(cfg) -> None:
@@ -167,6 +206,11 @@ def _validate_model(cfg, looks_like_local_path) -> None:
     path = model_path(m)
     if path is not None and looks_like_local_path(path) and not os.path.isdir(os.path.expanduser(path)):
         raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
+    for node, field in ((m, "model.prompt_template"), (cfg.task, "task.prompt_template")):
+        template = node.get("prompt_template")
+        if template is not None and "{problem}" not in template:
+            raise ConfigError(f"{field}={template!r} is not valid: it must contain {{problem}} (where the problem "
+                              "goes)")
 
 
 _SUITE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -196,7 +240,7 @@ def objective_choices(cfg) -> list[str]:
 PERF_OBJECTIVES = ("perf/train_seconds", "perf/run_seconds")
 
 
-def _validate_vllm(cfg) -> None:
+def _validate_vllm(cfg, machine: bool = True) -> None:
     """generation=vllm runs only on CUDA machines with the vllm extra installed."""
     gen = cfg.generation
     if gen.name != "vllm":
@@ -207,6 +251,8 @@ def _validate_vllm(cfg) -> None:
                           "it must be in (0, 1]")
     if cfg.device != "cuda":
         raise ConfigError(f"generation=vllm needs device=cuda (got device={cfg.device}); use generation=hf on CPU")
+    if not machine:
+        return
     import importlib.util
 
     if importlib.util.find_spec("vllm") is None:
@@ -225,9 +271,14 @@ def _validate_judge(j) -> None:
     for name in ("max_candidate_chars", "batch_size", "concurrency", "timeout_s", "cache_size"):
         if name in j:
             _positive(f"reward.judge.{name}", j[name])
-    for name in ("max_retries", "backoff_s"):
+    for name in ("max_retries", "backoff_s", "max_candidate_tokens"):
         if name in j:
             _positive(f"reward.judge.{name}", j[name], strict=False)
+    for name in ("build_augment_fraction", "build_target_hack_score"):
+        if name in j and not 0.0 <= j[name] <= 1.0:
+            raise ConfigError(f"reward.judge.{name}={j[name]} is not valid; it must be in [0, 1]")
+    if "build_hack_problems" in j:
+        _positive("reward.judge.build_hack_problems", j.build_hack_problems)
     if j.backend == "http" and not j.url:
         raise ConfigError("reward.judge.url is required for reward.judge.backend=http "
                           "(e.g. reward.judge.url=http://127.0.0.1:8000/v1)")

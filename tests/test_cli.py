@@ -35,7 +35,7 @@ def test_cfg_job_prints_composed_config(tmp_path):
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("variant=foo", "variant=foo is not a known option; choose one of: grpo, igrpo"),
+        ("variant=foo", "variant=foo is not a known option; choose one of: critique_grpo, grpo, igrpo, self_verify"),
         ("variant.num_refinements=6", "budget mismatch"),
     ],
 )

@@ -13,7 +13,7 @@ from igrpo.rewards import AccuracyReward, FormatReward, build_reward_funcs, comb
 
 def binary(verifier: str = "math_verify", format_weight: float = 0.0):
     cfg = OmegaConf.create({"name": "binary", "format_weight": format_weight, "verifier": verifier,
-                            "verify_time_budget_s": 2.0})
+                            "verify_time_budget_s": 2.0, "verify_workers": 2})
     return build_reward_funcs(cfg)
 
 

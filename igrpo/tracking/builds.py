@@ -31,9 +31,12 @@ def log_base_model_build(tracking_uri: str, model_cfg: dict, task_cfg: dict, inf
 
 
 def log_judge_build(tracking_uri: str, judge_cfg: dict, task_name: str, info) -> str:
-    """The embedded judge's build with its measured quality (held-out AUROC)."""
+    """The embedded judge's build with its measured quality: held-out AUROC, and the hack suite's scores (the highest
+    score of any hack candidate, the worst family's mean, each family's mean) on held-out problems."""
     return log_build(
         tracking_uri, PHASE_JUDGE_BUILD, f"judge-tiny-{info.cache_key[:8]}",
         {"task": task_name, "cache_key": info.cache_key}, {"judge": judge_cfg}, {"judge/dev_auroc": list(info.history)},
         {"judge/heldout_auroc": info.heldout_auroc, "judge/heldout_size": info.heldout_size, "judge/steps": info.steps,
-         "perf/build_seconds": info.seconds}, info.steps)
+         "perf/build_seconds": info.seconds, "judge/hack_max_score": info.hack_max_score,
+         "judge/hack_max_mean": info.hack_max_mean,
+         **{f"judge/hack/{name}": family["mean"] for name, family in info.hack_families.items()}}, info.steps)
