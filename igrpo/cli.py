@@ -122,11 +122,9 @@ def quiet_third_party_logs() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # mlflow sets its loggers' level from this on import
     warnings.filterwarnings("ignore")
-    from igrpo.tracking.runs import quiet_logs
-
-    quiet_logs()  # MLflow's loggers (the tracking wing imports mlflow, which sets their level on import)
-    for name in ("transformers", "trl", "accelerate", "datasets", "httpx", "urllib3"):
+    for name in ("transformers", "trl", "accelerate", "datasets", "httpx", "urllib3", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

@@ -52,8 +52,6 @@ def validate(cfg, machine: bool = True) -> None:
     it can answer (a CUDA device, the vllm package, a local model directory): a paper-scale plan checked elsewhere."""
     from igrpo import paper_checks
     from igrpo.distributed import world_size
-    from igrpo.models.loading import looks_like_local_path
-
     _check_required(cfg)
     check_known_keys(cfg)  # +foo=1 is refused, not ignored
     check_finite_numbers(cfg)  # nan / inf anywhere
@@ -123,7 +121,7 @@ def validate(cfg, machine: bool = True) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda is not valid here: no CUDA device is visible; use device=cpu")
-    _validate_model(cfg, looks_like_local_path if machine else lambda path: False)
+    _validate_model(cfg, machine)
     paper_checks.check(cfg, world_size())  # tiny-model settings on real models; recipe fields; whole groups per rank
     if machine:  # last: the only check that waits (seconds at most), and before any model is loaded
         from igrpo.tracking.names import resolve_tracking_uri
@@ -198,19 +196,25 @@ def _validate_eval(cfg) -> None:
             _positive(f"eval.suites.{name}.max_problems", suite.max_problems)
 
 
-def _validate_model(cfg, looks_like_local_path) -> None:
+def _validate_model(cfg, machine: bool) -> None:
     m = cfg.model
     if cfg.device == "cpu" and m.dtype != "float32":
         raise ConfigError(f"model.dtype={m.dtype} is not valid with device=cpu (half precision needs a GPU); "
                           "use device=cuda, or model.dtype=float32 on CPU")
     path = model_path(m)
-    if path is not None and looks_like_local_path(path) and not os.path.isdir(os.path.expanduser(path)):
+    if path is not None and machine and _looks_like_local_path(path) and not os.path.isdir(os.path.expanduser(path)):
         raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
     for node, field in ((m, "model.prompt_template"), (cfg.task, "task.prompt_template")):
         template = node.get("prompt_template")
         if template is not None and "{problem}" not in template:
             raise ConfigError(f"{field}={template!r} is not valid: it must contain {{problem}} (where the problem "
                               "goes)")
+
+
+def _looks_like_local_path(path: str) -> bool:
+    from igrpo.models.loading import looks_like_local_path  # imports torch: only when a model path is given
+
+    return looks_like_local_path(path)
 
 
 _SUITE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")

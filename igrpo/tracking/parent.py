@@ -36,18 +36,9 @@ from igrpo.tracking.names import (
     resolve_tracking_uri,
     sweep_parent_key,
 )
-from igrpo.tracking.runs import (
-    FAILED,
-    FINISHED,
-    KILLED,
-    RUNNING,
-    RunLog,
-    client,
-    ensure_experiment,
-    experiment_id,
-    run_state,
-    set_status,
-)
+
+# igrpo.tracking.runs imports mlflow (~2 s): Hydra instantiates this callback for every run, so it is imported only
+# where a store is used, and a config mistake is reported before mlflow is ever loaded.
 
 
 def _quoted(value: str) -> str:
@@ -61,6 +52,8 @@ def _quoted(value: str) -> str:
 
 def find_parent_run(tracking_uri: str, experiment: str, key: str) -> str | None:
     """The id of the (newest, not deleted) parent run of ``experiment`` tagged with ``key``, or None."""
+    from igrpo.tracking.runs import client, experiment_id
+
     exp = experiment_id(tracking_uri, experiment)
     if exp is None:
         return None
@@ -71,6 +64,8 @@ def find_parent_run(tracking_uri: str, experiment: str, key: str) -> str | None:
 
 def open_parent(tracking_uri: str, experiment: str, key: str, run_name: str, tags: dict[str, str]) -> str:
     """Find the parent run of ``key`` and reopen it (RUNNING; ``tags`` updated), or create it. Its id."""
+    from igrpo.tracking.runs import RUNNING, RunLog, client, ensure_experiment, set_status
+
     tags = {str(k): str(v)[:5000] for k, v in tags.items()}
     found = find_parent_run(tracking_uri, experiment, key)
     if found is not None:
@@ -84,6 +79,8 @@ def open_parent(tracking_uri: str, experiment: str, key: str, run_name: str, tag
 
 def close_parent(tracking_uri: str, run_id: str, status: str) -> None:
     """End a parent run still RUNNING with ``status`` (one that already ended is left as it is)."""
+    from igrpo.tracking.runs import RUNNING, run_state, set_status
+
     state = run_state(tracking_uri, run_id)
     if state is not None and state.status == RUNNING:
         set_status(tracking_uri, run_id, status)
@@ -91,6 +88,8 @@ def close_parent(tracking_uri: str, run_id: str, status: str) -> None:
 
 def close_orphans(tracking_uri: str, parent_run_id: str) -> list[str]:
     """Children of ``parent_run_id`` still RUNNING belong to a killed sweep: mark them KILLED; their ids."""
+    from igrpo.tracking.runs import KILLED, client, run_state, set_status
+
     state = run_state(tracking_uri, parent_run_id)
     if state is None:
         return []
@@ -106,6 +105,8 @@ def finished_run_with_hash(tracking_uri: str, experiment: str, config_hash: str,
                            tags: dict[str, str] | None = None) -> tuple[str, str] | None:
     """(run id, run name) of the newest FINISHED run of ``experiment`` with this ``config_hash`` (and, if given,
     these tag values), or None: a run that need not be launched again."""
+    from igrpo.tracking.runs import client, experiment_id
+
     exp = experiment_id(tracking_uri, experiment)
     if exp is None:
         return None
@@ -166,7 +167,7 @@ class MlflowParentRunCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         if self._open is not None:
-            close_parent(*self._open, FINISHED)
+            close_parent(*self._open, "FINISHED")
             self._open = None
             atexit.unregister(self._fail_if_open)
 
@@ -175,6 +176,6 @@ class MlflowParentRunCallback(Callback):
         if self._open is None:
             return
         try:
-            close_parent(*self._open, FAILED)
+            close_parent(*self._open, "FAILED")
         except Exception:  # the store may be gone at exit; nothing more can be done
             pass
