@@ -57,3 +57,17 @@ def test_store_resumes_from_whole_chunks_and_drops_a_cut_line(setup, tmp_path):
     assert (again.reused, again.generated) == (2, 3)  # chunk 0:2 kept; chunk 2:4 (half on disk) and 4:5 redone
     assert again.metrics == first.metrics
     assert [json.loads(line)["index"] for line in path.read_text().splitlines()] == [0, 1, 2, 2, 3, 4]
+
+
+def test_ranks_share_the_chunks_and_the_merged_store_gives_the_single_process_numbers(setup, tmp_path):
+    backend, task, eval_cfg = setup
+    alone = run_chunks(backend, task, eval_cfg, seed=0)
+    for rank in (0, 1):  # what two processes of `accelerate launch python -m igrpo.eval` each do
+        share = run_chunks(backend, task, eval_cfg, seed=0, store=SampleStore(tmp_path, writer=f"rank{rank}"),
+                           shard=(rank, 2))
+        assert share.generated == 5 and share.metrics == {}  # chunks 0, 2, 4 and 1, 3, 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["easy.rank0.jsonl", "easy.rank1.jsonl",
+                                                          "hard.rank0.jsonl", "hard.rank1.jsonl"]
+    merged = run_chunks(None, task, eval_cfg, seed=0, store=SampleStore(tmp_path))
+    assert merged.metrics == alone.metrics and merged.reused == 10 and merged.generated == 0
+    assert [r["completion"] for r in merged.records["hard"]] == [r["completion"] for r in alone.records["hard"]]

@@ -115,3 +115,34 @@ def test_eval_job_mistakes_are_one_line_errors(tmp_path, model_cache, mode):
                     tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         f"error: eval.run_id=nosuchrun is not a run of tracking store sqlite:///{db}"]
+
+
+@pytest.mark.slow  # two processes over gloo (~1-2 min on a loaded machine): run with `pytest -m slow`
+def test_two_processes_share_the_chunks_and_log_once(tmp_path, model_cache):
+    import shutil
+    from pathlib import Path
+
+    from tests.helpers import ROOT
+
+    db, store = tmp_path / "mlflow.db", tmp_path / "store"
+    args = [*tiny_overrides(model_cache), f"tracking.uri=sqlite:///{db}", f"eval.store_root={store}",
+            "eval.batch_size=2", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    single = eval_cli([*args, f"eval.store_root={tmp_path / 'single'}"], tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate if accelerate.exists() else shutil.which("accelerate")), "launch", "--multi_gpu",
+           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", "29519", "-m", "igrpo.eval", *args]
+    env = {**subprocess_env(share=2), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count("eval job: 0 problems already graded (reused), 8 generated") == 2  # both ranks
+    (key,) = [p for p in store.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in key.glob("*.jsonl")) == ["easy.rank0.jsonl", "easy.rank1.jsonl",
+                                                           "hard.rank0.jsonl", "hard.rank1.jsonl"]
+    client = MlflowClient(f"sqlite:///{db}")
+    runs = runs_with(client, "eval")
+    assert len(runs) == 2  # the single-process run and the two-process one (logged once, by the main rank)
+    metrics = [r.data.metrics for r in runs]
+    names = [k for k in metrics[0] if k.startswith("eval/")]
+    assert names and all(metrics[0][k] == metrics[1][k] for k in names)

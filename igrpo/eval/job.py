@@ -28,7 +28,7 @@ from igrpo.errors import ConfigError
 from igrpo.eval.backends import HFBackend, VLLMBackend
 from igrpo.eval.checks import check_eval_job
 from igrpo.eval.store import SampleStore
-from igrpo.eval.suites import EvalOutcome, per_sample_table, run_chunks, sample_rows
+from igrpo.eval.suites import EvalOutcome, per_sample_table, plan_chunks, run_chunks, sample_rows
 
 # eval fields that say where and how to run, not what the numbers are: left out of the store key
 BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step")
@@ -48,21 +48,48 @@ def store_key(cfg, model_ref: str) -> str:
 
 
 def make_backend(cfg, model_dir: str):
-    """HF generate (``generation=hf``) or one vLLM engine (``generation=vllm``, unverified here) over the model."""
+    """HF generate (``generation=hf``) or one vLLM engine (``generation=vllm``, unverified here) over the model.
+    With several processes on GPUs each rank's model goes to its own GPU (``LOCAL_RANK``)."""
+    import os
+
+    from igrpo.distributed import world_size
     from igrpo.models.loading import load_policy
 
     if cfg.generation.name == "vllm":  # pragma: no cover  (needs vLLM and a GPU)
         from transformers import AutoTokenizer
 
         return VLLMBackend(model_dir, AutoTokenizer.from_pretrained(model_dir), cfg.generation, cfg.model.dtype)
-    model, tokenizer = load_policy(model_dir, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
+    device = cfg.device
+    if device == "cuda" and world_size() > 1:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    model, tokenizer = load_policy(model_dir, cfg.model.dtype, device, cfg.model.get("attn_implementation"))
     return HFBackend(model, tokenizer)
 
 
-def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None) -> EvalOutcome:
-    """Every suite of the task, resumably through the store in ``store_dir``; prints the resume counter."""
-    outcome = run_chunks(backend or make_backend(cfg, model_dir), task, cfg.eval, cfg.seed,
-                         store=SampleStore(store_dir))
+def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None, sharded: bool = True
+                       ) -> EvalOutcome:
+    """Every suite of the task, resumably through the store in ``store_dir``; prints the resume counter.
+
+    Under ``accelerate launch`` (several processes) every rank generates its share of the chunks into its own
+    file; after a barrier each rank reads the merged store, so every rank returns the same outcome (counters
+    summed over ranks). ``sharded=False``: this process alone evaluates everything (training's hand-off, where
+    the other ranks have finished)."""
+    from igrpo.distributed import gather_objects, process_index, wait_for_everyone, world_size
+
+    rank, processes = (process_index(), world_size()) if sharded else (0, 1)
+    store = SampleStore(store_dir, writer=f"rank{rank}" if processes > 1 else None)
+    if processes > 1:  # every rank reads what is on disk before any rank writes, so all count the same reuse
+        for chunk in plan_chunks(task, cfg.eval, list(task.eval_suites)):
+            store.completed(chunk)
+        wait_for_everyone()
+    outcome = run_chunks(backend or make_backend(cfg, model_dir), task, cfg.eval, cfg.seed, store=store,
+                         shard=(rank, processes))
+    if processes > 1:
+        counts = gather_objects((outcome.reused, outcome.generated))
+        wait_for_everyone()
+        outcome = run_chunks(None, task, cfg.eval, cfg.seed, store=SampleStore(store_dir))
+        # every rank saw the same chunks on disk at the start: count them once
+        outcome.reused, outcome.generated = counts[0][0], sum(generated for _, generated in counts)
     print(f"eval job: {outcome.reused} problems already graded (reused), {outcome.generated} generated "
           f"(store {store_dir})", flush=True)
     return outcome
@@ -80,7 +107,8 @@ def evaluate_saved_model(cfg, trainer, task, output_dir: Path, mlrun) -> tuple[d
     model_dir = Path(output_dir) / "final"
     trainer.save_model(str(model_dir))
     start = time.perf_counter()
-    outcome = evaluate_model_dir(cfg, str(model_dir), task, Path(cfg.eval.store_root) / f"run-{mlrun.run_id}")
+    outcome = evaluate_model_dir(cfg, str(model_dir), task, Path(cfg.eval.store_root) / f"run-{mlrun.run_id}",
+                                 sharded=False)
     mlrun.metrics({"eval_job/reused_problems": outcome.reused, "eval_job/generated_problems": outcome.generated,
                    "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
     mlrun.table(per_sample_table(outcome.records), f"eval_job/samples_step{cfg.train.steps}.json")
@@ -116,15 +144,28 @@ def run_eval_job(cfg) -> dict[str, float]:
     from igrpo.tracking.names import TAG_PHASE, flatten, resolve_tracking_uri
     from igrpo.tracking.runs import FINISHED, mlflow_run
 
+    from igrpo.distributed import init_processes, is_main_process, wait_for_everyone, world_size
+
     check_eval_job(cfg)
+    if world_size() > 1 and cfg.generation.name == "vllm":
+        raise ConfigError("generation=vllm evaluates in one process (one engine, tensor parallel over "
+                          "generation.tensor_parallel_size GPUs): run python -m igrpo.eval without accelerate launch")
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors before any write
     run_id = cfg.eval.run_id
     target = existing_run(tracking_uri, run_id) if run_id else None
     step = int(cfg.eval.step) if cfg.eval.step is not None else (int(cfg.train.steps) if run_id else 0)
+    init_processes(cpu=cfg.device == "cpu")
+    main = is_main_process()
+    if not main:
+        wait_for_everyone()  # the main process downloads (or builds) the model first
     model_dir, model_ref = _model_to_evaluate(cfg, tracking_uri, run_id)
+    if main:
+        wait_for_everyone()
     store_dir = Path(cfg.eval.store_root) / store_key(cfg, model_ref)
     start = time.perf_counter()
+    if not main:  # a worker rank: its share of the chunks; the main process logs
+        return evaluate_model_dir(cfg, model_dir, task, store_dir).metrics
     if target is not None:
         outcome = evaluate_model_dir(cfg, model_dir, task, store_dir)
         _log_outcome(target, outcome, step, time.perf_counter() - start)

@@ -16,23 +16,31 @@ from igrpo.eval.suites import Chunk
 
 
 class SampleStore:
-    def __init__(self, directory: str | Path):
+    """``writer=None``: one process writes ``<suite>.jsonl``. With several processes each rank writes its own
+    ``<suite>.rank<r>.jsonl`` (``writer="rank<r>"``); reading always merges every file of the suite."""
+
+    def __init__(self, directory: str | Path, writer: str | None = None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.writer = writer
         self._by_suite: dict[str, dict[int, dict]] = {}
 
     def path(self, suite: str) -> Path:
-        return self.dir / f"{suite}.jsonl"
+        return self.dir / (f"{suite}.jsonl" if self.writer is None else f"{suite}.{self.writer}.jsonl")
+
+    def _files(self, suite: str) -> list[Path]:
+        return sorted(p for p in self.dir.glob(f"{suite}*.jsonl")
+                      if p.name == f"{suite}.jsonl" or (p.name.startswith(f"{suite}.rank") and
+                                                        p.name[len(suite) + 5:-6].isdigit()))
 
     def _records(self, suite: str) -> dict[int, dict]:
-        """{problem index: record} of a suite, read once."""
+        """{problem index: record} of a suite over all its files, read once."""
         if suite not in self._by_suite:
             self._by_suite[suite] = {}
-            path = self.path(suite)
-            if path.exists():
+            for path in self._files(suite):
                 data = path.read_bytes()
                 complete = data[: data.rfind(b"\n") + 1]
-                if len(complete) != len(data):  # a line cut short by a kill
+                if len(complete) != len(data) and path == self.path(suite):  # a line cut short by a kill
                     with path.open("r+b") as handle:
                         handle.truncate(len(complete))
                 for line in complete.decode("utf-8").splitlines():

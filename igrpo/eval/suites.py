@@ -145,19 +145,28 @@ class EvalOutcome:
 
 
 def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | None = None,
-               store=None) -> EvalOutcome:
+               store=None, shard: tuple[int, int] = (0, 1)) -> EvalOutcome:
     """Generate and grade every chunk not already in ``store`` (an ``igrpo.eval.store.SampleStore``, or None);
-    each chunk is written to the store as soon as it is graded."""
+    each chunk is written to the store as soon as it is graded.
+
+    ``shard=(rank, processes)``: this process generates only every ``processes``-th chunk (from ``rank``); the
+    metrics are then left empty, for the caller to merge once every rank is done (``igrpo.eval.job``).
+    ``backend=None`` only reads: every chunk must already be in the store."""
+    rank, processes = shard
     grade = answer_grader(eval_cfg)
     names = list(task.eval_suites) if names is None else names
     records: dict[str, list[dict]] = {suite: [] for suite in names}
     outcome = EvalOutcome(metrics={}, records=records)
-    for chunk in plan_chunks(task, eval_cfg, names):
+    for number, chunk in enumerate(plan_chunks(task, eval_cfg, names)):
         done = store.completed(chunk) if store is not None else None
         if done is not None:
             records[chunk.suite].extend(done)
             outcome.reused += len(done)
             continue
+        if number % processes != rank:
+            continue  # another rank's chunk
+        if backend is None:
+            raise RuntimeError(f"{chunk} is missing from the sample store after every rank finished")
         prompts = [task.prompt(p) for p in task.eval_suites[chunk.suite][chunk.start:chunk.end]]
         samples = backend.sample(prompts, chunk.k, eval_cfg, chunk.seed(seed))
         greedy = backend.greedy(prompts, eval_cfg) if eval_cfg.greedy else None
@@ -166,7 +175,8 @@ def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | 
             store.write(chunk, graded)
         records[chunk.suite].extend(graded)
         outcome.generated += len(graded)
-    outcome.metrics = metrics_from_records(records, eval_cfg, names)
+    if processes == 1:
+        outcome.metrics = metrics_from_records(records, eval_cfg, names)
     return outcome
 
 
