@@ -104,6 +104,8 @@ def test_paper_eval_end_to_end_through_the_cli(variant, paper_runs):
     assert "eval_gain/mean/avg_at_k" in metrics
     assert not any(key.startswith("eval/mean/avg_at_") and key != "eval/mean/avg_at_k" for key in metrics)  # mixed k
     assert "objective eval/mean/avg_at_k = " in proc.stdout and "eval/aime24/avg_at_4" in proc.stdout
+    # what data loading dropped, as params (the train file has no bad row and shares no problem with a suite)
+    assert run.data.params["data/skipped_rows"] == "0" and run.data.params["data/held_out_removed"] == "0"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "eval_job")}
     if variant == "igrpo":  # the eval-job path: every sample graded into the store and the per-sample table
         problems = sum(len(rows) for rows in SUITES.values())
