@@ -111,6 +111,9 @@ def test_eval_job_mistakes_are_one_line_errors(tmp_path, model_cache, mode):
     proc = eval_cli([*tiny_overrides(model_cache), f"tracking.uri=sqlite:///{db}", f"eval.mode={mode}"], tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
         "error: eval.mode='bogus' is not valid; choose one of: inline, job"]
+    proc = eval_cli([*tiny_overrides(model_cache), f"tracking.uri=sqlite:///{db}", "eval.temperature=nan"], tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stderr.startswith("error: eval.temperature=nan is not valid")
     proc = eval_cli([*tiny_overrides(model_cache), f"tracking.uri=sqlite:///{db}", "eval.run_id=nosuchrun"],
                     tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
