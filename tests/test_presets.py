@@ -111,6 +111,19 @@ def test_judge_presets_use_a_real_judge(preset, backend):
     validate(cfg, machine=False)
 
 
+PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("variant", ["grpo", "igrpo"])
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_and_validates(preset, variant):
+    """Every file of conf/experiment/ (a new preset included), with the plain and the iGRPO wrapper."""
+    cfg = compose_config(f"experiment={preset}", f"variant={variant}", "reward.judge.url=http://judge:8000/v1"
+                         if preset.endswith("_http") else "seed=0")
+    validate(cfg, machine=False)
+    assert cfg.algo.min_lr_rate == 0.1 and cfg.train.max_prompt_tokens == 1024
+
+
 def _readme_paper_commands() -> list[list[str]]:
     """The `python run.py ... experiment=...` lines of the README's code blocks, as run.py arguments (a -m sweep
     expanded into its runs; launcher settings dropped)."""
