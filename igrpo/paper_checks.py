@@ -7,7 +7,10 @@ character-level model on arithmetic. On a real model they silently produce a dif
 refinement template is a format only the tiny model was warm-started on; a 16-token draft cap turns an R1 draft
 into ``is $\\boxed{3}$.``, an answer hint rather than a draft; and the embedded judge was trained on arithmetic
 candidates and reads their last 48 characters. So they are refused there, naming the preset that holds the
-paper's settings (conf/experiment/).
+paper's settings (conf/experiment/). "Real" is decided by the config alone, without loading anything: a model given
+by ``model.path`` (a hub id or a directory), as opposed to the embedded model built in-project. A draft cap is refused
+only where it cuts drafts (under both 256 and ``generation.max_completion_length``): a tiny HF-format test model with
+16-token completions and a 16-token cap keeps every draft whole.
 """
 
 from __future__ import annotations
