@@ -137,7 +137,7 @@ def run(cfg) -> RunResult:
 
 def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri: str) -> RunResult:
     """A non-main process: train in step with the main process; no MLflow, no evaluation."""
-    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device)
+    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
     shared = share_with_workers(None)  # the main process evaluates the base model meanwhile
     checkpoint_dir = Path(shared["dir"]) if shared["dir"] else None
     trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, checkpoint_dir=checkpoint_dir,
@@ -146,6 +146,8 @@ def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri:
         trainer.add_callback(RankStateCallback(trainer, recorder))
         restore_worker(trainer, recorder, shared["resume_from"])
     train_from(trainer, shared["resume_from"])
+    if cfg.eval.mode == "job":  # the main process saves the final policy for the eval job: with ZeRO-3/FSDP
+        trainer.save_model(str(output_dir / "final"))  # saving gathers shards, so every rank takes part
     _write_rank_rollouts(recorder, output_dir)
     return RunResult(run_id="", tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
                      objective=float("nan"), base_metrics={}, final_metrics={})
@@ -180,7 +182,10 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
                         judge=None, ckpt=None, resume=None) -> RunResult:
     """``ckpt``: the run's RunCheckpoints (train.save_every > 0); ``resume``: where a reopened run continues."""
     _log_setup(mlrun, cfg, build_info, judge, resume)
-    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device)
+    if resume is None:  # what data loading dropped: skipped rows, exact and n-gram eval overlaps
+        mlrun.params({f"data/{k}": str(v) for k, v in task.extra.items()
+                      if k in ("skipped_rows", "held_out_removed", "decontaminated")})
+    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
     base_metrics = resume.base_metrics() if resume is not None else {}
     if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
         start = time.perf_counter()
@@ -213,7 +218,12 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     _write_rank_rollouts(recorder, output_dir)
 
     start = time.perf_counter()
-    final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+    if cfg.eval.mode == "job":  # the resumable eval-job path on the saved final policy (igrpo.eval.job)
+        from igrpo.eval.job import evaluate_saved_model
+
+        final_metrics, samples = evaluate_saved_model(cfg, trainer, task, output_dir, mlrun)
+    else:
+        final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
     final_metrics = dict(final_metrics)
     for key, value in base_metrics.items():
         final_metrics[key.replace("eval/", "eval_gain/", 1)] = final_metrics[key] - value

@@ -12,6 +12,7 @@ from igrpo.config import model_path
 from igrpo.drafts import ALL_ZERO_POLICIES, SELECTION_RULES, TIE_BREAKS, TRUNCATION_SIDES, check_budget, resolve_template
 from igrpo.entropy import check_schedule
 from igrpo.errors import ConfigError, choice_error
+from igrpo.eval.checks import check_eval_job
 from igrpo.evaluate import VERIFIERS as EVAL_VERIFIERS
 from igrpo.evaluate import eval_metric_names
 from igrpo.rewards import REWARDS, VERIFIERS
@@ -107,6 +108,7 @@ def validate(cfg, machine: bool = True) -> None:
     _positive("train.steps", cfg.train.steps)
     _positive("train.prompts_per_step", cfg.train.prompts_per_step)
     _validate_eval(cfg)
+    check_eval_job(cfg)  # eval.mode=inline|job and the job's settings
     _positive("tracking.rollout_log_every", cfg.tracking.rollout_log_every, strict=False)
 
     objectives = objective_choices(cfg)
@@ -127,6 +129,19 @@ def validate(cfg, machine: bool = True) -> None:
         from igrpo.tracking.names import resolve_tracking_uri
 
         check_tracking_reachable(resolve_tracking_uri(cfg.tracking.uri))
+
+
+def validate_for_eval(cfg) -> None:
+    """The checks of what an evaluation uses (``python -m igrpo.eval``), not the training-only ones: a job may
+    evaluate a hub model under a config whose variant settings only fit the tiny model."""
+    _check_required(cfg)
+    check_known_keys(cfg)
+    check_finite_numbers(cfg)
+    check_seed(cfg.seed)
+    _validate_task(cfg)
+    _validate_eval(cfg)
+    _validate_model(cfg, machine=True)
+    check_eval_job(cfg)
 
 
 def _check_derived_refinements(cfg) -> None:

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from igrpo.errors import ConfigError
 from igrpo.eval.backends import HFBackend, VLLMBackend
-from igrpo.eval.checks import check_eval_job
 from igrpo.eval.store import SampleStore
 from igrpo.eval.suites import EvalOutcome, per_sample_table, plan_chunks, run_chunks, sample_rows
 
@@ -146,19 +145,9 @@ def run_eval_job(cfg) -> dict[str, float]:
 
     from igrpo.distributed import init_processes, is_main_process, wait_for_everyone, world_size
 
-    # validate's checks of what an evaluation uses (not the training-only ones: a job may evaluate a hub model
-    # under a config whose variant settings only fit the tiny model)
-    from igrpo.validate import _check_required, _validate_eval, _validate_model, _validate_task
-    from igrpo.value_checks import check_finite_numbers, check_known_keys, check_seed
+    from igrpo.validate import validate_for_eval
 
-    _check_required(cfg)
-    check_known_keys(cfg)
-    check_finite_numbers(cfg)
-    check_seed(cfg.seed)
-    _validate_task(cfg)
-    _validate_eval(cfg)
-    _validate_model(cfg, machine=True)
-    check_eval_job(cfg)
+    validate_for_eval(cfg)
     if world_size() > 1 and cfg.generation.name == "vllm":
         raise ConfigError("generation=vllm evaluates in one process (one engine, tensor parallel over "
                           "generation.tensor_parallel_size GPUs): run python -m igrpo.eval without accelerate launch")
