@@ -133,11 +133,21 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
     )
 
 
-def build_dataset(task: TaskData) -> Dataset:
-    return Dataset.from_list([
-        {"prompt": task.prompt(p), "problem": p.problem, "answer": p.answer, "prompt_id": p.id, "level": p.level}
-        for p in task.train
-    ])
+def build_dataset(task: TaskData, tokenizer=None, max_prompt_tokens: int | None = None) -> tuple[Dataset, int]:
+    """The training rows, and how many problems were left out because their plain prompt alone is over the prompt
+    cap (``train.max_prompt_tokens``): such a prompt is never cut (cutting it would cut the problem), and the same
+    problems are left out for every variant, so their budgets stay matched."""
+    rows, over = [], 0
+    for p in task.train:
+        prompt = task.prompt(p)
+        if max_prompt_tokens is not None and len(tokenizer(text=prompt)["input_ids"]) > max_prompt_tokens:
+            over += 1
+            continue
+        rows.append({"prompt": prompt, "problem": p.problem, "answer": p.answer, "prompt_id": p.id, "level": p.level})
+    if not rows:
+        raise ConfigError(f"train.max_prompt_tokens={max_prompt_tokens} is under every training prompt's length; "
+                          "raise it or set it to null")
+    return Dataset.from_list(rows), over
 
 
 def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callbacks=(), judge_backend=None,
@@ -149,7 +159,11 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
     args = build_grpo_args(cfg, checkpoint_dir or output_dir)
     args.reward_weights = weights
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
-    common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=build_dataset(task),
+    dataset, over_cap = build_dataset(task, tokenizer, cfg.train.max_prompt_tokens)
+    if over_cap and not cfg.quiet:
+        print(f"train.max_prompt_tokens={cfg.train.max_prompt_tokens}: {over_cap} of {len(task.train)} training "
+              "problems left out (their plain prompt alone is longer; prompts are never cut)", flush=True)
+    common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                   processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
                   entropy_schedule=cfg.entropy, generated_per_prompt=generated_per_prompt(cfg))
     if cfg.variant.name == "igrpo":
@@ -160,6 +174,7 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
     else:
         trainer = TrackedGRPOTrainer(**common)
     # Metrics go to MLflow; the terminal gets a progress bar, not a dict per step.
+    trainer.prompts_over_cap = over_cap  # training problems left out by the prompt cap
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if not cfg.quiet:

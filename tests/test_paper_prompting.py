@@ -122,3 +122,20 @@ def test_base_model_refinement_prompt_ends_with_its_completion_cue():
     assert "<draft>\n1+1=2, \\boxed{2}\n</draft>" in filled and "\\boxed{}" in filled
     tiny = TaskData(train=[], eval_suites={}, prompt_template="Q:{problem}\nA:")  # the arithmetic task's
     assert refinement_template(tiny, "tiny") == TEMPLATES["tiny"] == "Q:{problem}\nDraft:{draft}\nA:"
+
+
+def test_problems_whose_plain_prompt_is_over_the_cap_are_left_out_not_cut():
+    """The plain prompt is never cut: a problem whose prompt alone is over train.max_prompt_tokens is left out of
+    training (for every variant alike), counted; a cap under every prompt is a one-line error."""
+    from igrpo.errors import ConfigError
+    from igrpo.models.tiny import build_char_tokenizer
+    from igrpo.trainer_factory import build_dataset
+
+    tok = build_char_tokenizer()  # one token per character, plus <bos>
+    task = TaskData(train=[Problem(id=f"p{n}", problem="x" * n, answer="1") for n in (5, 10, 20)], eval_suites={},
+                    prompt_template="Q:{problem}\nA:")  # 5 characters around the problem
+    dataset, over = build_dataset(task, tok, max_prompt_tokens=16)  # <bos> + 5 + n <= 16: n <= 10
+    assert over == 1 and dataset["prompt_id"] == ["p5", "p10"] and dataset["prompt"][1] == "Q:" + "x" * 10 + "\nA:"
+    assert build_dataset(task)[1] == 0 and len(build_dataset(task)[0]) == 3  # no cap: every problem
+    with pytest.raises(ConfigError, match=r"^train.max_prompt_tokens=8 is under every training prompt"):
+        build_dataset(task, tok, max_prompt_tokens=8)
