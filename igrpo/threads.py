@@ -42,7 +42,8 @@ CONCURRENT_JOBS_ENV = "IGRPO_CONCURRENT_JOBS"  # how many independent jobs share
 RESOLVED_ENV = "IGRPO_TORCH_THREADS"  # the value ``apply`` chose (read by the runner to log it)
 CHILD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # exported for child processes
 
-_exported: dict[str, str] = {}  # what apply() wrote into os.environ in this process
+_exported: dict[str, str] = {}  # what apply() wrote into os.environ in this process (values the user had not set)
+_inherited: dict[str, str | None] = {}  # the environment's values before this process's first apply()
 _interop_set = False
 
 
@@ -102,7 +103,9 @@ def resolve(explicit: int = 0, env: Mapping[str, str] | None = None, cores: int 
     env = os.environ if env is None else env
     cores = available_cores() if cores is None else cores
     omp = env.get("OMP_NUM_THREADS")
-    env_threads = None if omp is None or _exported.get("OMP_NUM_THREADS") == omp else _positive_int(omp)
+    if omp is not None and _exported.get("OMP_NUM_THREADS") == omp:  # our own export, not the user's setting
+        omp = _inherited.get("OMP_NUM_THREADS")
+    env_threads = None if omp is None else _positive_int(omp)
     jobs = _positive_int(env.get(CONCURRENT_JOBS_ENV)) or joblib_n_jobs(cores) or 1
     local = _positive_int(env.get("LOCAL_WORLD_SIZE")) or 1
     return decide(cores, jobs, local, int(explicit or 0), env_threads)
@@ -122,7 +125,13 @@ def apply(explicit: int = 0) -> int:
         except RuntimeError:
             pass
     for name in (*CHILD_ENV, RESOLVED_ENV):
-        os.environ[name] = _exported[name] = str(threads)
+        _inherited.setdefault(name, os.environ.get(name))
+        value = str(threads)
+        if _inherited[name] == value:
+            _exported.pop(name, None)  # the user's own value (a reused joblib worker must keep honouring it)
+        else:
+            _exported[name] = value
+        os.environ[name] = value
     return threads
 
 

@@ -68,6 +68,7 @@ def test_apply_sets_torch_and_the_childrens_environment(monkeypatch):
         monkeypatch.setenv(name, "")  # so that monkeypatch restores the variable after apply() sets it
         monkeypatch.delenv(name)
     monkeypatch.setattr(threads, "_exported", {})
+    monkeypatch.setattr(threads, "_inherited", {})
     before = torch.get_num_threads()
     try:
         assert threads.apply(1) == 1
@@ -83,3 +84,25 @@ def test_child_env_drops_only_what_this_process_exported(monkeypatch):
     assert ours == {"IGRPO_CONCURRENT_JOBS": "2"}
     users = threads.child_env(2, env={"OMP_NUM_THREADS": "1"})  # set by the user since: kept, and it wins
     assert users == {"OMP_NUM_THREADS": "1", "IGRPO_CONCURRENT_JOBS": "2"}
+
+
+def test_a_users_thread_setting_holds_for_every_job_of_a_reused_process(monkeypatch):
+    """A joblib worker runs several jobs: OMP_NUM_THREADS=1 set by the user must win on the second job too, even
+    though apply() wrote the same value back (it is the user's, not this process's export)."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("IGRPO_CONCURRENT_JOBS", "1")
+    for name in ("MKL_NUM_THREADS", "IGRPO_TORCH_THREADS"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(threads, "_exported", {})
+    monkeypatch.setattr(threads, "_inherited", {})
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    before = torch.get_num_threads()
+    try:
+        assert [threads.apply(), threads.apply()] == [1, 1]
+        assert threads.apply(2) == 2  # an explicit cpu_threads wins for its job ...
+        assert threads.apply() == 1  # ... and the next job is back on the user's setting
+    finally:
+        torch.set_num_threads(before)
