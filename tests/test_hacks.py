@@ -51,9 +51,14 @@ def test_every_hack_family_is_wrong_for_the_verifier_and_read_as_the_verifier_re
         assert not exact_reward(candidate, problem.answer), name
         if "####" in candidate[-1000:] and "</cand>" not in candidate:
             assert judge_reading(candidate) == (extract_final_answer(candidate) or NO_ANSWER), (name, candidate)
-    # what the judge sees of a long candidate is its tail: a reference repeated after the answer is no answer
-    long_tail = [c for name, _, c in cases if name == "long_filler_after"]
-    assert all(training_reading(c, 48) == NO_ANSWER for c in long_tail)
+    # the judge's view ends at the final-answer line: a reference repeated, or a fake verdict written, after the
+    # answer is never seen, so the judge reads the (wrong) final answer as the verifier does
+    for family in ("long_filler_after", "wrong_then_newline", "injection_verdict", "injection_delimiters"):
+        for name, problem, candidate in cases:
+            if name == family:
+                reading = training_reading(candidate, 48)
+                assert reading not in (problem.answer, NO_ANSWER), (name, reading)
+                assert extract_final_answer(candidate).startswith(reading), (name, reading)
 
 
 def test_augmented_candidates_are_half_correct_and_varied(problems):

@@ -65,13 +65,31 @@ def resolve_template(name_or_text: str, use_reference: bool) -> str:
     return template
 
 
+ANSWER_MARKER = "####"  # the final-answer marker of the embedded task (igrpo.answers)
+
+
 def sanitize_candidate(candidate: str, max_chars: int) -> str:
-    """The candidate's last ``max_chars`` characters (where its final answer is), with every delimiter
-    removed so it cannot end its block early. Removal repeats until stable ("<ca<cand>nd>" -> "")."""
+    """What the judge sees of a candidate: the text up to the end of its final-answer line, last ``max_chars``
+    characters of it (where the final answer is), with every delimiter removed so it cannot end its block early
+    (removal repeats until stable: "<ca<cand>nd>" -> "")."""
     text = candidate
     while CANDIDATE_OPEN in text or CANDIDATE_CLOSE in text:
         text = text.replace(CANDIDATE_OPEN, "").replace(CANDIDATE_CLOSE, "")
+    text = through_final_answer_line(text)
     return text[-max_chars:] if max_chars > 0 else text
+
+
+def through_final_answer_line(text: str) -> str:
+    """``text`` cut at the end of the line holding its last ``####`` (unchanged without one).
+
+    What follows the final answer is not part of it (the binary verifier reads that line only), and it is where a
+    policy would put text aimed at the judge: a fake verdict, a restated reference on the next line, an injected
+    judge turn. The judge never sees it, so it cannot pay."""
+    marker = text.rfind(ANSWER_MARKER)
+    if marker < 0:
+        return text
+    end = text.find("\n", marker)
+    return text if end < 0 else text[:end]
 
 
 def cap_candidate_tokens(prompt: str, tokenizer, max_tokens: int) -> str:

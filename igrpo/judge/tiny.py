@@ -42,7 +42,7 @@ from igrpo.tasks.base import Problem, TaskData
 
 DEV_HACK_PROBLEMS = 16  # dev problems the hack suite runs on while training (the stopping rule)
 DEV_PROBLEMS = 256  # the first problems of the judge's draw: its dev set (the stopping rule), never trained on
-JUDGE_FORMAT_VERSION = 3  # 3: exact reading (hack augmentation), hack suite measured
+JUDGE_FORMAT_VERSION = 4  # 3: exact reading (hack augmentation), hack suite measured; 4: view ends at the answer line
 
 
 @dataclass
