@@ -125,7 +125,6 @@ def test_two_processes_share_the_chunks_and_log_once(tmp_path, model_cache):
     import shutil
     from pathlib import Path
 
-    from tests.helpers import ROOT
 
     db, store = tmp_path / "mlflow.db", tmp_path / "store"
     args = [*tiny_overrides(model_cache), f"tracking.uri=sqlite:///{db}", f"eval.store_root={store}",

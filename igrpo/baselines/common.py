@@ -22,19 +22,24 @@ def score(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence
     columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
     per_func = [func(prompts=list(prompts), completions=list(texts), trainer_state=trainer.state, **columns)
                 for func in trainer.reward_funcs]
-    combined = combine_scores(per_func, trainer.reward_weights.tolist())
-    names = list(trainer.reward_func_names)
-    if "accuracy" in names:
-        correct = [None if v is None else v >= 1.0 for v in per_func[names.index("accuracy")]]
-    else:
-        correct = [None if v is None else v > 0 for v in combined]
-    return combined, correct
+    return combined_and_correct(trainer, per_func)
 
 
 def global_rewards(trainer, rewards_per_func) -> tuple[list[float | None], list[bool | None]]:
     """(combined reward, correct) per row of TRL's gathered ``rewards_per_func`` (rows of every process in process
     order); NaN entries are functions that declined to score a row."""
     per_func = [[None if v != v else float(v) for v in col] for col in rewards_per_func.T.tolist()]
+    return combined_and_correct(trainer, per_func)
+
+
+def mean(values: Sequence[float | None]) -> float | None:
+    scored = [v for v in values if v is not None]
+    return sum(scored) / len(scored) if scored else None
+
+
+def combined_and_correct(trainer, per_func: list[list[float | None]]) -> tuple[list[float | None], list[bool | None]]:
+    """(combined training reward, correct) from each reward function's scores: correct means the accuracy reward is
+    1 (None when ungradeable); without an accuracy reward, a positive combined reward."""
     combined = combine_scores(per_func, trainer.reward_weights.tolist())
     names = list(trainer.reward_func_names)
     if "accuracy" in names:
@@ -44,6 +49,11 @@ def global_rewards(trainer, rewards_per_func) -> tuple[list[float | None], list[
     return combined, correct
 
 
-def mean(values: Sequence[float | None]) -> float | None:
-    scored = [v for v in values if v is not None]
-    return sum(scored) / len(scored) if scored else None
+def rewards_unrecorded(trainer, calculate, *args):
+    """TRL's ``_calculate_rewards`` (``calculate``) with the rollout recorder off: the baseline trainers record each
+    stage's rows themselves."""
+    recorder, trainer.rollout_recorder = trainer.rollout_recorder, None
+    try:
+        return calculate(*args)
+    finally:
+        trainer.rollout_recorder = recorder

@@ -20,7 +20,7 @@ import random
 
 import torch
 
-from igrpo.baselines.common import completion_text, global_rewards, mean, score
+from igrpo.baselines.common import completion_text, global_rewards, mean, rewards_unrecorded, score
 from igrpo.baselines.critique import (
     best_indices,
     critique_text,
@@ -183,11 +183,9 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
     # --- scoring, metrics and the rollout table -----------------------------------------------------------------
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        recorder, self.rollout_recorder = self.rollout_recorder, None  # rows are recorded per stage below
-        try:
-            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        finally:
-            self.rollout_recorder = recorder
+        recorder = self.rollout_recorder  # rows are recorded per stage below, not by TRL's path
+        rewards_per_func = rewards_unrecorded(self, super()._calculate_rewards, inputs, prompts, completions,
+                                              completion_ids_list)
         if not self.model.training or not self._row_info:
             return rewards_per_func
         infos = [info for rank in gather_objects(self._row_info) for info in rank]

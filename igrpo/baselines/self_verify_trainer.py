@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from igrpo.baselines.common import completion_text, global_rewards, mean
+from igrpo.baselines.common import completion_text, global_rewards, mean, rewards_unrecorded
 from igrpo.baselines.self_verify import (
     VerifyBuffer,
     entries_from_groups,
@@ -149,11 +149,9 @@ class SelfVerifyTrainer(TrackedGRPOTrainer):
                 "verify_weight": weight}
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        recorder, self.rollout_recorder = self.rollout_recorder, None  # rows are recorded per stage below
-        try:
-            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        finally:
-            self.rollout_recorder = recorder
+        recorder = self.rollout_recorder  # rows are recorded per stage below, not by TRL's path
+        rewards_per_func = rewards_unrecorded(self, super()._calculate_rewards, inputs, prompts, completions,
+                                              completion_ids_list)
         if not self.model.training:
             return rewards_per_func
         local = [{"kind": row["kind"], "prompt_id": row["prompt_id"], "problem": row["problem"],
