@@ -16,21 +16,21 @@ and the valid keys (or the expected type). What a schema cannot say (labels, uni
 arm, figure names, seeds >= 0, overrides look like ``key=value``) is checked after. The result is plain frozen
 dataclasses (``Spec``, ``Scale``, ``Arm``, ``Group``, ``TableLayout``) that ``experiments.plan`` and ``analysis``
 read. The spec's ``paper_reference`` is checked by ``analysis.report`` (the paper's numbers live there; this
-package never imports ``analysis``). Imports: yaml and omegaconf only, nothing from ``igrpo``.
+package never imports ``analysis``). Imports: yaml and omegaconf only (the typed loading is ``experiments.typed_yaml``),
+nothing from ``igrpo``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import yaml
 from omegaconf import MISSING, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from experiments.typed_yaml import SpecError, typed
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SCALES = ("cpu", "paper")
@@ -42,10 +42,6 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.+\-=()/]*$")  # shown in tables, 
 _SUFFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")  # appended to run names
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.\-/]*=")
 _CHOICE = re.compile(r"^[A-Za-z_][\w.\-/]*=[\w.\-]+$")  # a `when` condition: key=value
-
-
-class SpecError(ValueError):
-    """A spec file is malformed; the message is one line naming the file and the bad value."""
 
 
 # --- the file schemas (what a YAML file may hold; None = not given) ---------------------------------------------
@@ -178,10 +174,10 @@ def load_spec(name_or_path: str | Path, spec_dir: Path = SPEC_DIR) -> Spec:
             raise SpecError(f"unknown experiment {str(name_or_path)!r}; choose one of: {', '.join(names)}")
         path = spec_dir / f"{name_or_path}.yaml"
     raw = _read(path)
-    spec_file = _typed(SpecFile, raw, path.name, "")
+    spec_file = typed(SpecFile, raw, path.name, "")
     shared_path = spec_dir / "_scales.yaml"
     shared_raw = _read(shared_path) if shared_path.exists() else {}
-    shared = _typed(ScalesFile, shared_raw, shared_path.name, "")
+    shared = typed(ScalesFile, shared_raw, shared_path.name, "")
     return _build(spec_file, raw, shared, shared_raw, path)
 
 
@@ -200,100 +196,6 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _typed(schema: type, raw, where: str, at: str):
-    """``raw`` merged onto the structured ``schema`` (a DictConfig), nested nodes first so that an error names the
-    full path (OmegaConf loses it inside lists); SpecError with one line on an unknown key or a wrong type."""
-    if not isinstance(raw, dict):
-        raise SpecError(f"{where}: {at.rstrip('.') or 'the file'}={raw!r} is not valid; {_type_text(schema)}")
-    hints = typing.get_type_hints(schema)
-    for key, value in raw.items():
-        if key not in hints or value is None:
-            continue
-        inner, is_list = _structured(hints[key])
-        if inner is None:
-            continue
-        if not is_list:
-            _typed(inner, value, where, f"{at}{key}.")
-        elif not isinstance(value, list):
-            raise SpecError(f"{where}: {at}{key}={value!r} is not valid; {_type_text(hints[key])}")
-        else:
-            for i, item in enumerate(value):
-                _typed(inner, item, where, f"{at}{key}[{i}].")
-    try:
-        node = OmegaConf.merge(OmegaConf.structured(schema), raw)
-    except OmegaConfBaseException as err:
-        raise SpecError(_schema_error(schema, raw, where, at, err)) from None
-    missing = [k for k in hints if OmegaConf.is_missing(node, k)]
-    if missing:
-        raise SpecError(f"{where}: {at}{missing[0]} is required; {_type_text(hints[missing[0]])}")
-    return node
-
-
-def _structured(tp) -> tuple[type | None, bool]:
-    """(the dataclass inside ``tp``, whether it is a list of them), or (None, False)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) is typing.Union and len(args) == 1:
-        return _structured(args[0])
-    if dataclasses.is_dataclass(tp):
-        return tp, False
-    if typing.get_origin(tp) in (list, List) and args and dataclasses.is_dataclass(args[0]):
-        return args[0], True
-    return None, False
-
-
-def _schema_error(schema: type, raw: dict, where: str, at: str, err: OmegaConfBaseException) -> str:
-    hints = typing.get_type_hints(schema)
-    if isinstance(err, ConfigKeyError) and err.key is not None and err.key not in hints:
-        return f"{where}: {at}{err.key} is not a valid key; choose one of: {', '.join(hints)}"
-    key = str(err.full_key or "").split(".")[0].split("[")[0]
-    if key not in raw:  # OmegaConf did not say where: find the key that fails on its own
-        key = next((k for k in raw if not _merges(schema, {k: raw[k]})), next(iter(raw), ""))
-    index = re.match(rf"^{re.escape(key)}\[(\d+)\]$", str(err.full_key or ""))
-    value, tp, shown = raw.get(key), hints.get(key), f"{at}{key}"
-    if index and isinstance(value, list) and int(index.group(1)) < len(value):
-        value, tp, shown = value[int(index.group(1))], _element(tp), f"{shown}[{index.group(1)}]"
-    return f"{where}: {shown}={value!r} is not valid; {_type_text(tp)}"
-
-
-def _merges(schema: type, raw: dict) -> bool:
-    try:
-        OmegaConf.merge(OmegaConf.structured(schema), raw)
-        return True
-    except OmegaConfBaseException:
-        return False
-
-
-def _element(tp):
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) is typing.Union and len(args) == 1:
-        return _element(args[0])
-    return args[0] if args else tp
-
-
-def _type_text(tp, plural: bool = False) -> str:
-    """What a value of type ``tp`` must be, in words (for the one-line errors)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) is typing.Union and len(args) == 1:
-        return _type_text(args[0], plural)
-    if dataclasses.is_dataclass(tp):
-        keys = ", ".join(f.name for f in dataclasses.fields(tp))
-        return f"{'they' if plural else 'it'} must be {'mappings' if plural else 'a mapping'} with the keys: {keys}"
-    origin = typing.get_origin(tp)
-    if origin in (list, List):
-        inner = args[0] if args else str
-        if dataclasses.is_dataclass(inner):
-            keys = ", ".join(f.name for f in dataclasses.fields(inner))
-            return f"it must be a list of mappings with the keys: {keys}"
-        return f"it must be a list of {_NOUNS.get(inner, ('values', 'values'))[1]}"
-    if origin in (dict, Dict):
-        return "it must be a mapping of names to text"
-    if tp is bool:
-        return "choose one of: true, false"
-    return f"it must be {_NOUNS.get(tp, ('a value', 'values'))[0]}"
-
-
-_NOUNS = {str: ("a string", "strings"), int: ("an integer", "integers"), float: ("a number", "numbers"),
-          bool: ("true or false", "true/false values")}
 
 
 # --- from the typed files to a Spec, with the checks a schema cannot express -------------------------------------
