@@ -176,6 +176,52 @@ def fit_draft(draft_ids: Sequence[int], render: Callable[[list[int]], str], coun
     return FittedDraft(prompt, fits, count(prompt), True)
 
 
+@dataclass(frozen=True)
+class Conditioned:
+    """One prompt's Stage-2 prompt after Stage 1: the selected draft and what of it the prompt shows."""
+
+    prompt: str  # the Stage-2 prompt (the plain prompt when no draft is shown)
+    choice: int  # index of the selected draft
+    shown: bool  # a draft is in ``prompt`` (False: on_all_zero=plain fell back, or no room in the budget)
+    fitted: FittedDraft | None  # None when on_all_zero=plain fell back
+    answer_missing: bool  # draft_content=answer_section found no </think> and kept the tail
+
+
+def condition_on_drafts(variant, template: str, problem: str, plain_prompt: str, rewards: Sequence[float | None],
+                        draft_ids: Sequence[Sequence[int]], drafts: Sequence[str], tokenizer,
+                        rng: random.Random | None = None, max_prompt_tokens: int | None = None) -> Conditioned:
+    """Select one of a prompt's drafts and build its Stage-2 prompt: the one code path training
+    (``igrpo.trainer.IGRPOTrainer``) and the draft-conditioned evaluation (``igrpo.eval.refine``) share.
+
+    ``variant``: the igrpo variant node (selection, tie_break, on_all_zero, draft_content, max_draft_tokens,
+    draft_truncation). ``template``: the refinement template resolved for the task. ``draft_ids``: each draft's
+    sampled token ids (special tokens removed), ``drafts`` their decoded text. Prompts are counted as the trainer
+    tokenizes string prompts (``tokenizer(text=...)``)."""
+    from igrpo.answers import extract_final_answer
+
+    formatted = [extract_final_answer(d) is not None for d in drafts]
+    choice = select_draft(rewards, variant.selection, variant.tie_break, lengths=[len(x) for x in draft_ids],
+                          rng=rng, formatted=formatted)
+    if variant.on_all_zero == "plain" and all_zero(rewards):
+        return Conditioned(plain_prompt, choice, False, None, False)
+    content, fell_back = draft_content(drafts[choice], variant.draft_content)
+    ids = list(draft_ids[choice])
+    if variant.draft_content != "full":  # the kept section, re-tokenized (``full`` keeps the sampled ids)
+        ids = tokenizer(text=content, add_special_tokens=False)["input_ids"]
+
+    def render(kept: list[int]) -> str:
+        return build_refinement_prompt(template, problem, tokenizer.decode(kept, skip_special_tokens=True),
+                                       prompt=plain_prompt)
+
+    def count(prompt: str) -> int:
+        return len(tokenizer(text=prompt)["input_ids"])
+
+    fitted = fit_draft(ids, render, count, variant.max_draft_tokens, variant.draft_truncation, max_prompt_tokens)
+    if fitted.prompt is None:
+        return Conditioned(plain_prompt, choice, False, fitted, fell_back)
+    return Conditioned(fitted.prompt, choice, True, fitted, fell_back)
+
+
 def resolve_template(name_or_text: str) -> str:
     """A named template from TEMPLATES, or a literal template containing ``{draft}``."""
     if name_or_text in TEMPLATES:

@@ -15,11 +15,18 @@ from dataclasses import dataclass, field
 
 from trl import GRPOTrainer
 
-from igrpo.answers import extract_final_answer
-from igrpo.distributed import max_across_processes, mean_across_processes
-from igrpo.drafts import all_zero, build_refinement_prompt, draft_content, fit_draft, select_draft
+from igrpo.answers import answers_match, extract_final_answer
+from igrpo.distributed import gather_objects, max_across_processes, mean_across_processes
+from igrpo.drafts import condition_on_drafts
 from igrpo.entropy import ScheduleState, coefficient, driven_by_trl, initial_state
-from igrpo.metrics import frac_groups_zero_std
+from igrpo.metrics import (
+    add_counts,
+    correct_flags,
+    first_of_each_group,
+    frac_groups_zero_std,
+    refine_counts,
+    refine_rates,
+)
 from igrpo.rewards import combine_scores
 
 
@@ -49,6 +56,11 @@ class RolloutRecorder:
 
 def _text(completion) -> str:
     return completion if isinstance(completion, str) else completion[-1]["content"]
+
+
+def _local_rows(gathered, process_index: int, count: int):
+    """This process's rows of TRL's gathered reward tensor (gathered in process order)."""
+    return gathered[process_index * count:(process_index + 1) * count]
 
 
 class TrackedGRPOTrainer(GRPOTrainer):
@@ -130,7 +142,8 @@ class TrackedGRPOTrainer(GRPOTrainer):
                     self._metrics[mode][key].append(value)
         recorder = self.rollout_recorder
         if recorder is not None and self.model.training and recorder.wants(self.state.global_step):
-            per_func = [[None if v != v else v for v in col] for col in rewards_per_func.T.tolist()]
+            mine = _local_rows(rewards_per_func, self.accelerator.process_index, len(prompts))
+            per_func = [[None if v != v else v for v in col] for col in mine.T.tolist()]
             rewards = combine_scores(per_func, self.reward_weights.tolist())
             recorder.add(self.state.global_step, self.completion_stage, [x["prompt_id"] for x in inputs], prompts,
                          [_text(c) for c in completions], rewards)
@@ -142,6 +155,9 @@ class IGRPOTrainer(TrackedGRPOTrainer):
 
     TRL's ``num_generations`` is G (refinements); the N drafts are generated here. Stage-1 metrics
     are logged as ``draft/*``; Stage-2 metrics are TRL's own (``reward``, ``frac_reward_zero_std``...).
+
+    Refinement diagnostics (``refine/*``, ``_log_refinement_metrics``): copy and fix rates of the refinements
+    against the shown draft, and binary-correct zero-variance of both stages with one definition.
     """
 
     completion_stage = "refinement"
@@ -157,6 +173,8 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         self.refinement_template = refinement_template
         self.max_prompt_tokens = max_prompt_tokens
         self._selection_rng = random.Random(selection_seed)
+        # prompt_id -> (shown draft's final answer, its grade) or None (plain prompt): set by Stage 1 each step
+        self._shown: dict[str, tuple[str | None, bool | None] | None] = {}
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "selection_rng": self._selection_rng.getstate()}
@@ -172,12 +190,25 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             inputs = self._draft_and_rewrite(inputs)
         return super()._generate_and_score_completions(inputs)
 
-    def _score_drafts(self, prompts: list[str], drafts: list[str], rows: list[dict]) -> list[float | None]:
-        """The training reward, called directly (TRL's _calculate_rewards would log drafts as refinements)."""
+    def _score_drafts(self, prompts: list[str], drafts: list[str], rows: list[dict]
+                      ) -> tuple[list[float | None], list[bool | None]]:
+        """The training reward, called directly (TRL's _calculate_rewards would log drafts as refinements), and
+        each draft's grade (the accuracy reward's score; None when ungradeable)."""
         columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
         per_func = [func(prompts=prompts, completions=drafts, trainer_state=self.state, **columns)
                     for func in self.reward_funcs]
-        return combine_scores(per_func, self.reward_weights.tolist())
+        return combine_scores(per_func, self.reward_weights.tolist()), self._grades(per_func, drafts, rows)
+
+    def _accuracy_index(self) -> int | None:
+        names = list(self.reward_func_names)
+        return names.index("accuracy") if "accuracy" in names else None
+
+    def _grades(self, per_func, texts: list[str], rows: list[dict]) -> list[bool | None]:
+        """Binary correctness: the accuracy reward's column when the run has one, else exact answer match."""
+        index = self._accuracy_index()
+        if index is not None:
+            return [None if c is None else bool(c) for c in correct_flags(list(per_func[index]))]
+        return [answers_match(extract_final_answer(t), str(row["answer"])) for t, row in zip(texts, rows)]
 
     def _draft_and_rewrite(self, inputs: list[dict]) -> list[dict]:
         """Stage 1 (``rounds`` times): draw N drafts per distinct prompt, score, select, rewrite the prompt.
@@ -202,7 +233,7 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         special = set(self._tokenizer.all_special_ids)
         completion_ids = [[t for t in ids if t not in special] for ids in completion_ids]
         drafts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        rewards = self._score_drafts(prompts, drafts, [{**row, "prompt": p} for row, p in zip(rows, prompts)])
+        rewards, grades = self._score_drafts(prompts, drafts, [{**row, "prompt": p} for row, p in zip(rows, prompts)])
 
         rewritten: dict[str, str] = {}  # this rank's prompts: each prompt's whole group is on this rank
         selected_flags: list[bool] = []
@@ -211,21 +242,23 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         truncated = fell_back = no_room = 0
         for g, (pid, row) in enumerate(unique.items()):
             group = slice(g * n, (g + 1) * n)
-            g_rewards, g_ids = rewards[group], completion_ids[group]
-            formatted = [extract_final_answer(d) is not None for d in drafts[group]]
-            choice = select_draft(g_rewards, s.selection, s.tie_break, lengths=[len(x) for x in g_ids],
-                                  rng=self._selection_rng, formatted=formatted)
+            g_rewards = rewards[group]
+            cond = condition_on_drafts(s, self.refinement_template, row["problem"], row["prompt"], g_rewards,
+                                       completion_ids[group], drafts[group], self.processing_class,
+                                       rng=self._selection_rng, max_prompt_tokens=self.max_prompt_tokens)
+            choice = cond.choice
             selected_flags.extend(i == choice for i in range(n))
             best_rewards.append(g_rewards[choice] if g_rewards[choice] is not None else 0.0)
-            if s.on_all_zero == "plain" and all_zero(g_rewards):
-                rewritten[pid] = row["prompt"]
+            rewritten[pid] = cond.prompt
+            self._shown[pid] = ((extract_final_answer(drafts[g * n + choice]), grades[g * n + choice])
+                                if cond.shown else None)
+            if cond.fitted is None:  # on_all_zero=plain
                 prompt_tokens.append(self._count_tokens(row["prompt"]))
                 continue
-            fitted, answer_missing = self._fit_draft(row, g_ids[choice], drafts[g * n + choice])
-            rewritten[pid] = fitted.prompt if fitted.prompt is not None else row["prompt"]
+            fitted = cond.fitted
             prompt_tokens.append(fitted.prompt_tokens if fitted.prompt is not None else self._count_tokens(row["prompt"]))
             truncated += fitted.truncated
-            fell_back += answer_missing
+            fell_back += cond.answer_missing
             no_room += fitted.prompt is None
 
         # Round 1 drafts come from the plain prompt; later rounds are logged under draft/round_<k>/.
@@ -237,6 +270,8 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             "reward_mean": (sum(scored) / len(scored) if scored else 0.0, float(len(scored))),
             "best_reward_mean": (sum(best_rewards) / len(best_rewards), groups),
             "frac_groups_zero_std": (frac_groups_zero_std(rewards, n), groups),
+            # binary correct (the accuracy reward), as refine/frac_groups_zero_std_correct for Stage 2
+            "frac_groups_zero_std_correct": (frac_groups_zero_std(grades, n), groups),
             "mean_length": (sum(len(x) for x in completion_ids) / len(completion_ids), groups),
             "seconds": (time.perf_counter() - start, 1.0),
             "truncated_frac": (truncated / groups, groups),  # selected drafts cut to fit (max_draft_tokens, budget)
@@ -245,6 +280,9 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             stats["answer_section_fallback_frac"] = (fell_back / groups, groups)  # no </think>: the tail was kept
         if self.max_prompt_tokens is not None:
             stats["no_room_frac"] = (no_room / groups, groups)  # problem + template filled the budget: no draft
+        equal = min(n, self.num_generations)  # both stages' zero-variance at one group size (first members)
+        stats[f"frac_groups_zero_std_correct_at_{equal}"] = (
+            frac_groups_zero_std(first_of_each_group(grades, n, equal), equal), groups)
         for name, (value, weight) in stats.items():
             self._metrics["train"][f"{prefix}{name}"].append(mean_across_processes(value, weight))
         self._metrics["train"][f"{prefix}prompt_tokens_max"].append(float(max_across_processes(max(prompt_tokens))))
@@ -258,18 +296,40 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         """A prompt's length as TRL tokenizes string prompts for generation."""
         return len(self.processing_class(text=prompt)["input_ids"])
 
-    def _fit_draft(self, row: dict, draft_ids: list[int], draft_text: str):
-        """The Stage-2 prompt for ``row`` conditioned on its selected draft (``variant.draft_content`` of it, cut
-        to ``max_draft_tokens`` and to the prompt budget), and whether ``answer_section`` fell back to the tail."""
-        s, tok = self.variant, self.processing_class
-        content, fell_back = draft_content(draft_text, s.draft_content)
-        if s.draft_content != "full":  # the kept section, re-tokenized (``full`` keeps the sampled ids)
-            draft_ids = tok(text=content, add_special_tokens=False)["input_ids"]
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        if self.model.training:
+            self._log_refinement_metrics(inputs, completions, rewards_per_func)
+        return rewards_per_func
 
-        def render(ids: list[int]) -> str:
-            return build_refinement_prompt(self.refinement_template, row["problem"],
-                                           tok.decode(ids, skip_special_tokens=True), prompt=row["prompt"])
+    def _log_refinement_metrics(self, inputs, completions, rewards_per_func) -> None:
+        """``refine/*`` for this step's refinements (every process calls it: it gathers).
 
-        fitted = fit_draft(draft_ids, render, self._count_tokens, s.max_draft_tokens, s.draft_truncation,
-                           self.max_prompt_tokens)
-        return fitted, fell_back
+        * ``refine/copy_rate``, ``refine/copy_rate_shown_correct``, ``refine/copy_rate_shown_wrong``,
+          ``refine/fix_rate``, ``refine/keep_rate`` (``igrpo.metrics.refine_rates``), over refinements conditioned
+          on a shown draft; a rate with nothing to count this step is not logged (never 0).
+        * ``refine/frac_groups_zero_std_correct``: Stage-2 groups (size G) whose refinements are all right or all
+          wrong, the definition of ``draft/frac_groups_zero_std_correct`` (size N); both also at the smaller
+          size ``_at_<min(N, G)>`` (the first members of each group), so group size alone cannot make them
+          differ.
+        """
+        texts = [_text(c) for c in completions]
+        index = self._accuracy_index()
+        if index is not None:  # TRL's gathered tensor: every process's rows, whole Stage-2 groups in order
+            gathered = correct_flags([None if v != v else v for v in rewards_per_func[:, index].tolist()])
+            mine = _local_rows(gathered, self.accelerator.process_index, len(texts))
+        else:  # no accuracy reward: exact match on each process, gathered
+            mine = [answers_match(extract_final_answer(t), str(x["answer"])) for t, x in zip(texts, inputs)]
+            gathered = [g for part in gather_objects(mine) for g in part]
+        grades = [None if g is None else bool(g) for g in mine]
+        shown = [self._shown.get(x["prompt_id"]) for x in inputs]
+        keep = [i for i, sh in enumerate(shown) if sh is not None]
+        counts = refine_counts([shown[i][0] for i in keep], [shown[i][1] for i in keep],
+                               [extract_final_answer(texts[i]) for i in keep], [grades[i] for i in keep])
+        metrics = self._metrics["train"]
+        for name, value in refine_rates(add_counts(gather_objects(counts))).items():
+            metrics[f"refine/{name}"].append(value)
+        g, equal = self.num_generations, min(self.num_generations, self.variant.num_drafts)
+        metrics["refine/frac_groups_zero_std_correct"].append(frac_groups_zero_std(gathered, g))
+        metrics[f"refine/frac_groups_zero_std_correct_at_{equal}"].append(
+            frac_groups_zero_std(first_of_each_group(gathered, g, equal), equal))

@@ -78,3 +78,5 @@ class Eval:
     checkpoint: str | None = MISSING  # model directory or hub id; None = the run's saved model, else model.path
     run_id: str | None = MISSING  # MLflow run to log into (a training run); None = a new run tagged phase=eval
     step: int | None = MISSING  # step to log at; None = the checkpoint's step, else the run's train.steps
+    # variant=igrpo: also the draft-conditioned evaluation (igrpo.eval.refine): eval/<suite>/refine_avg_at_<k>
+    refine: bool = MISSING
