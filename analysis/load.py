@@ -4,10 +4,15 @@
 ``tags.<k>``, ``params.<k>`` and ``metrics.<k>`` (the value at the highest logged step, i.e. the final
 eval for ``eval/...``), like ``mlflow.search_runs`` but with a stable row and column order.
 ``metric_history`` / ``histories`` fetch per-step series on demand (``MlflowClient.get_metric_history``);
-``values_at_step`` picks one step (step 0 = the base model's eval, before training).
+``values_at_step`` picks one step (step 0 = the base model's eval, before training). ``per_problem`` reads an
+evaluation's per-problem scores (the paired bootstrap's input); None for runs that logged none.
 """
 
 from __future__ import annotations
+
+import json
+import posixpath
+import tempfile
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
@@ -73,3 +78,46 @@ def values_at_step(client: MlflowClient, run_id: str, keys: list[str], step: int
         if step in s.index:
             out[key] = float(s.loc[step])
     return out
+
+
+PER_PROBLEM_ARTIFACT = "eval/per_problem_step{step}.json"  # as igrpo.eval.suites.PER_PROBLEM_ARTIFACT writes it
+EVAL_JOB_SAMPLES = "eval_job/samples_step{step}.json"  # the eval job's per-sample table (eval.mode=job)
+
+
+def per_problem(client: MlflowClient, run_id: str, step: int) -> dict | None:
+    """{suite: (problem ids, scores)} of the run's evaluation at ``step`` (score: fraction of the problem's samples
+    correct), from ``eval/per_problem_step<step>.json``, else from the eval job's per-sample table; None when the
+    run logged neither (runs older than per-problem logging)."""
+    data = _artifact_json(client, run_id, PER_PROBLEM_ARTIFACT.format(step=int(step)))
+    if data is not None:
+        return {suite: (list(v["ids"]), [float(x) for x in v["scores"]]) for suite, v in data["suites"].items()}
+    table = _artifact_json(client, run_id, EVAL_JOB_SAMPLES.format(step=int(step)))
+    if table is None:
+        return None
+    return _per_problem_from_samples(table)
+
+
+def _per_problem_from_samples(table: dict) -> dict:
+    """An MLflow table of one row per sample (suite, problem_id, sample, correct; problems in order, sample 0
+    first) -> {suite: (ids, fraction correct)}."""
+    col = {c: i for i, c in enumerate(table["columns"])}
+    out: dict = {}
+    for row in table["data"]:
+        ids, counts = out.setdefault(row[col["suite"]], ([], []))
+        if int(row[col["sample"]]) == 0:
+            ids.append(str(row[col["problem_id"]]))
+            counts.append([0, 0])
+        counts[-1][0] += bool(row[col["correct"]])
+        counts[-1][1] += 1
+    return {suite: (ids, [c / n for c, n in counts]) for suite, (ids, counts) in out.items()}
+
+
+def _artifact_json(client: MlflowClient, run_id: str, path: str):
+    """The parsed JSON artifact ``path`` of the run, or None when it has none."""
+    folder = posixpath.dirname(path)
+    if path not in {a.path for a in client.list_artifacts(run_id, folder or None)}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="igrpo-artifact-") as tmp:
+        local = client.download_artifacts(run_id, path, tmp)
+        with open(local, encoding="utf-8") as fh:
+            return json.load(fh)

@@ -9,7 +9,7 @@ import io
 import pandas as pd
 
 from analysis.stats import fmt, fmt_general
-from analysis.tables import AVG, PaperTable, SummaryTable
+from analysis.tables import AVG, BOOT, PaperTable, Row, SummaryTable
 
 _TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -20,16 +20,29 @@ def _grid(table: PaperTable, pm: str = " ± ") -> tuple[list[str], list[tuple[st
     scale = 100.0 if table.percent else 1.0
     header = ["method", *[table.labels[s] for s in table.suites], AVG]
     if table.baseline:
-        header.append(f"Δ Avg vs {table.baseline}")
+        header += [f"Δ Avg vs {table.baseline}", BOOT]
     header.append("seeds")
     body = []
     for row in table.rows:
         cells = [row.method, *[fmt(row.cells[c], scale, pm=pm) for c in table.columns]]
         if table.baseline:
             cells.append(fmt(row.delta, scale, signed=True, pm=pm) if row.delta is not None else "—")
+            cells.append(boot_text(row, scale))
         cells.append(str(row.n))
         body.append((row.group, cells))
     return header, body
+
+
+def boot_text(row: Row, scale: float, digits: int = 2) -> str:
+    """'[+1.20, +5.31]' (with '(n=2)' when fewer seeds than the row's were paired), '—' where there is no Δ,
+    'n/a' where the runs logged no per-problem scores."""
+    if row.delta is None:
+        return "—"
+    b = row.boot
+    if b is None:
+        return "n/a"
+    text = f"[{b.low * scale:+.{digits}f}, {b.high * scale:+.{digits}f}]"
+    return text + (f" (n={len(b.seeds)})" if len(b.seeds) != row.n else "")
 
 
 def _groups(table: PaperTable) -> bool:
@@ -71,7 +84,9 @@ def table_latex(table: PaperTable) -> str:
 
 
 def table_csv(table: PaperTable) -> str:
-    """One row per table row: ``<col>`` mean and ``<col>_ci95`` half-width (percent if the table is), n."""
+    """One row per table row: ``<col>`` mean and ``<col>_ci95`` half-width (percent if the table is), n; with a
+    baseline, Δ Avg (``delta_avg``, ``delta_avg_ci95``) and its paired bootstrap interval (``delta_avg_boot_low``,
+    ``delta_avg_boot_high``, seeds paired in ``delta_avg_boot_seeds``; empty when not computable)."""
     scale = 100.0 if table.percent else 1.0
     records = []
     for row in table.rows:
@@ -84,6 +99,10 @@ def table_csv(table: PaperTable) -> str:
             d = row.delta
             rec["delta_avg"] = d.mean * scale if d is not None and d.n else None
             rec["delta_avg_ci95"] = d.half * scale if d is not None and d.half is not None else None
+            b = row.boot
+            rec["delta_avg_boot_low"] = b.low * scale if b is not None else None
+            rec["delta_avg_boot_high"] = b.high * scale if b is not None else None
+            rec["delta_avg_boot_seeds"] = str(len(b.seeds)) if b is not None else ""
         records.append(rec)
     return _csv(pd.DataFrame(records))
 

@@ -5,7 +5,8 @@
 It loads the FINISHED training runs of MLflow experiment ``<experiment>`` tagged with that experiment and
 scale, matches them to the spec's plan (row group x arm x seed, by the tags ``group``, ``arm``, ``seed``;
 the newest run wins when a cell was run more than once) and writes into ``--out``:
-``table.md|tex|csv`` (the paper layout), ``table_seeds.csv`` (every seed's values), ``training.md|csv``
+``table.md|tex|csv`` (the paper layout; with a baseline, each Δ Avg also gets a paired bootstrap 95% interval over
+eval problems and seeds from the runs' logged per-problem scores, ``analysis.bootstrap``), ``table_seeds.csv`` (every seed's values), ``training.md|csv``
 (final logged training metrics), ``figures/<name>.png|svg``, ``paper_reference.md`` (the paper's own
 numbers, labelled and separate) when the spec has one, ``runs.csv`` and one self-contained
 ``report.html``. Re-running gives byte-identical files. If any planned run is missing, it prints one line

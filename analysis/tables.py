@@ -6,7 +6,9 @@ Columns: one per eval suite, with the spec's metric for that suite (``avg_at_{k}
 ``eval.samples_per_problem`` unless the spec names another, e.g. ``avg_at_64`` for AIME), then Avg,
 recomputed per seed as the mean of that seed's suite values (the logged ``eval/mean/...`` is never
 used), then Δ Avg vs the baseline arm, the seed-paired difference (same seed, same group), then the
-seed count. Every cell aggregates seeds as mean ± 95% t-interval (``analysis.stats``).
+seed count. Every cell aggregates seeds as mean ± 95% t-interval (``analysis.stats``). Beside it, each Δ gets a
+paired bootstrap 95% interval over eval problems and seeds (``analysis.bootstrap``) from the runs' logged
+per-problem scores; ``n/a`` (with the reason in the caption) for runs that logged none.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analysis.load import values_at_step
+from analysis import bootstrap
+from analysis.load import per_problem, values_at_step
 from analysis.stats import Cell, mean_of_columns, t_interval
 from experiments.spec import Spec, TableLayout, group_arms
 
 AVG = "Avg"
+BOOT = "Δ paired bootstrap 95% CI"  # column title, beside "Δ Avg vs <baseline>"
 
 
 @dataclass
@@ -31,6 +35,7 @@ class Row:
     cells: dict  # column (suite or Avg) -> Cell
     delta: Cell | None  # Δ Avg vs the baseline arm; None for the base row and the baseline itself
     n: int  # seeds in this row
+    boot: bootstrap.Interval | None = None  # paired bootstrap CI of Δ Avg; None when not computable (see caption)
 
 
 @dataclass
@@ -118,6 +123,7 @@ def build_table(spec: Spec, scale: str, matched: dict, seeds: list[int], client)
                 records.append(_record(group.label, arm.label, seed, run, step,
                                        {s: _final(run, metric_key(layout, s, run)) for s in suites}))
     per_seed = pd.DataFrame(records)
+    boots, why_not = _bootstraps(spec, scale, matched, seeds, suites, client) if layout.baseline else ({}, [])
     rows = []
     for group in sc.groups:
         g = per_seed[per_seed.group == group.label]
@@ -130,14 +136,57 @@ def build_table(spec: Spec, scale: str, matched: dict, seeds: list[int], client)
             if layout.baseline and method not in ("base", baseline):
                 paired = m.set_index("seed")[AVG] - base_avg.reindex(m.seed).values
                 delta = t_interval(paired)
-            rows.append(Row(group.label, method, method == "base", cells, delta, len(m)))
+            rows.append(Row(group.label, method, method == "base", cells, delta, len(m),
+                            boots.get((group.label, method))))
     what = "pass@1 (%)" if layout.percent else "value"
     caption = (f"{what} per suite, mean ± 95% t-interval over seeds (seeds column: n; no interval for n = 1). "
                "Avg is recomputed per seed from the suite columns."
                + (" The base row is the step-0 evaluation before training." if layout.base_row else "")
-               + (f" Δ Avg: seed-paired difference to {layout.baseline}." if layout.baseline else ""))
+               + (f" Δ Avg: seed-paired difference to {layout.baseline}. {bootstrap.METHOD}" if layout.baseline
+                  else "")
+               + (f" n/a: {'; '.join(why_not)}." if why_not else ""))
     labels = {s: layout.suite_labels.get(s, s) for s in suites}
     return PaperTable(spec.title, caption, suites, labels, layout.baseline, layout.percent, rows, per_seed)
+
+
+def _bootstraps(spec: Spec, scale: str, matched: dict, seeds: list[int], suites: list[str], client
+                ) -> tuple[dict, list[str]]:
+    """(group, arm) -> paired bootstrap Interval of its Δ Avg vs the baseline, from the final evaluation's logged
+    per-problem scores; and the distinct reasons why some arm has none."""
+    sc = spec.scale(scale)
+    layout = sc.table
+    metrics = [layout.suite_metrics.get(s, layout.metric) for s in suites]
+    if not suites or not all(m.startswith("avg_at_") for m in metrics):
+        return {}, [f"the paired bootstrap needs avg@k columns (table metrics: {', '.join(sorted(set(metrics)))})"]
+    out, why_not, loaded = {}, [], {}
+
+    def scores_of(group: str, arm: str) -> bootstrap.MethodScores | None:
+        per_seed = {}
+        for seed in seeds:
+            run = matched[(group, arm, seed)]
+            steps = run.get("params.train.steps")
+            if client is None or steps is None or pd.isna(steps):
+                continue
+            if run["run_id"] not in loaded:
+                loaded[run["run_id"]] = per_problem(client, run["run_id"], int(steps))
+            if loaded[run["run_id"]] is not None:
+                per_seed[seed] = loaded[run["run_id"]]
+        return bootstrap.from_runs(arm, per_seed) if per_seed else None
+
+    for group in sc.groups:
+        arms = [a.label for a in group_arms(spec, group) if a.label != layout.baseline]
+        if not arms:
+            continue
+        for arm in arms:
+            try:
+                base, method = scores_of(group.label, layout.baseline), scores_of(group.label, arm)
+                if base is None or method is None:
+                    why_not.append("runs that logged no per-problem eval scores (eval/per_problem_step<N>.json)")
+                    continue
+                out[(group.label, arm)] = bootstrap.bootstrap_delta(method, base, suites)
+            except bootstrap.BootstrapInputError as err:
+                why_not.append(str(err))
+    return out, list(dict.fromkeys(why_not))
 
 
 def _record(group: str, method: str, seed: int, run: pd.Series, step, values: dict) -> dict:

@@ -16,6 +16,10 @@ forked RNG. So a chunk's samples do not depend on which chunks ran before it: th
 ``python -m igrpo.eval`` job (``igrpo.eval.job``) and a job resumed after a kill all give the same numbers for
 the same weights, and an evaluation never shifts the training run's random stream.
 
+Every evaluation's per-problem scores (fraction of a problem's k samples correct, in problem order, with the
+problem ids) ride on its sample rows as ``per_problem``; ``log_per_problem`` writes them to the run as
+``eval/per_problem_step<step>.json``, which ``analysis`` reads for its paired bootstrap intervals.
+
 Answers are graded with ``igrpo.verify.MathVerifier`` (``eval.verifier=math_verify``: symbolic equivalence
 with a time budget) or exact normalised text (``exact``, enough for the embedded integer task).
 """
@@ -180,9 +184,40 @@ def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | 
     return outcome
 
 
-def sample_rows(records: dict[str, list[dict]], task: TaskData) -> list[dict]:
-    """A few completions per suite for the run's ``eval_samples.json`` (suite, problem, completion, correct)."""
-    rows = []
+PER_PROBLEM_ARTIFACT = "eval/per_problem_step{step}.json"  # read by analysis.load (paired bootstrap CIs)
+
+
+def per_problem_scores(records: dict[str, list[dict]]) -> dict:
+    """{suite: {"ids": problem ids, "scores": fraction of its k samples correct}} in problem order: each score is
+    the problem's contribution to the suite's avg@k (their mean), the unit a paired bootstrap resamples."""
+    out = {}
+    for suite, rows in records.items():
+        rows = sorted(rows, key=lambda r: r["index"])
+        out[suite] = {"ids": [r["problem_id"] for r in rows],
+                      "scores": [sum(map(bool, r["correct"])) / len(r["correct"]) for r in rows]}
+    return out
+
+
+class SampleRows(list):
+    """``sample_rows``'s rows (a plain list for every existing caller), carrying ``per_problem``: the evaluation's
+    ``per_problem_scores``, for ``log_per_problem``."""
+
+    per_problem: dict
+
+
+def log_per_problem(mlrun, rows, step: int) -> None:
+    """Log an evaluation's per-problem scores as the run's ``eval/per_problem_step<step>.json`` (``mlrun``: a
+    tracking RunLog); nothing when ``rows`` carries none."""
+    per_problem = getattr(rows, "per_problem", None)
+    if per_problem:
+        mlrun.json({"step": int(step), "suites": per_problem}, PER_PROBLEM_ARTIFACT.format(step=int(step)))
+
+
+def sample_rows(records: dict[str, list[dict]], task: TaskData) -> SampleRows:
+    """A few completions per suite for the run's ``eval_samples.json`` (suite, problem, completion, correct); the
+    list also carries every problem's score (``per_problem``)."""
+    rows = SampleRows()
+    rows.per_problem = per_problem_scores(records)
     for suite, suite_records in records.items():
         problems = task.eval_suites[suite]
         for record in sorted(suite_records, key=lambda r: r["index"])[:SAMPLE_ROWS_PER_SUITE]:
@@ -203,7 +238,8 @@ def per_sample_table(records: dict[str, list[dict]]) -> list[dict]:
 def evaluate_suites(model, tokenizer, task: TaskData, eval_cfg, seed: int, suites: list[str] | None = None,
                     ) -> tuple[dict[str, float], list[dict]]:
     """In-process evaluation of a loaded HF model (training's base, periodic and inline final evaluations):
-    the metrics named by ``eval_metric_names`` and a few sample rows (suite, problem, completion, correct)."""
+    the metrics named by ``eval_metric_names`` and a few sample rows (suite, problem, completion, correct) whose
+    ``per_problem`` holds every problem's score (``log_per_problem`` logs it)."""
     from igrpo.eval.backends import HFBackend
 
     outcome = run_chunks(HFBackend(model, tokenizer), task, eval_cfg, seed, suites)
