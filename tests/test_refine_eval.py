@@ -15,6 +15,7 @@ from igrpo.eval.refine import (
     evaluate_refinement,
     refine_eval_enabled,
     refine_metric_names,
+    refine_metrics,
     stage_seed,
 )
 
@@ -35,6 +36,7 @@ def test_enabled_for_igrpo_only(module_compose):
     assert refine_eval_enabled(module_compose("variant=igrpo"))
     assert not refine_eval_enabled(module_compose("variant=igrpo", "eval.refine=false"))
     assert not refine_eval_enabled(module_compose("variant=grpo"))
+    assert refine_metrics(module_compose("variant=grpo"), None, None, None) == {}  # nothing runs
 
 
 def test_eval_refine_must_be_a_bool(module_compose):

@@ -49,6 +49,15 @@ def refine_eval_enabled(cfg) -> bool:
     return cfg.variant.name == "igrpo" and bool(cfg.eval.get("refine", False))
 
 
+def refine_metrics(cfg, model, tokenizer, task, judge=None) -> dict[str, float]:
+    """What the runner adds to an in-process evaluation (base and inline final): the draft-conditioned metrics
+    when ``refine_eval_enabled(cfg)``, else nothing. ``judge``: the run's resolved judge (reward=judge), or None."""
+    if not refine_eval_enabled(cfg):
+        return {}
+    backend = judge.backend if judge is not None else None
+    return evaluate_refinement(model, tokenizer, task, cfg, seed=int(cfg.seed), judge_backend=backend)
+
+
 def refine_metric_names(eval_cfg, suites: list[str]) -> list[str]:
     """The metrics every draft-conditioned evaluation logs (the rates, logged only when defined, are not listed)."""
     names = [f"eval/{s}/{PREFIX}{avg_key(suite_samples(eval_cfg, s))}" for s in suites]
