@@ -30,7 +30,8 @@ def small_judge_cfg(**extra):
     base = {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64, "max_candidate_chars": 48,
             "build_steps": 10, "build_batch_size": 16, "build_lr": 3e-3, "build_target_auroc": 1.01,
             "build_eval_every": 10, "build_pool_size": 600, "build_heldout_size": 64, "build_augment_fraction": 0.5,
-            "build_target_hack_score": 0.02, "build_hack_problems": 4}
+            "build_target_hack_score": 0.02, "build_target_hack_max": 0.25,
+            "build_hack_problems": 4}
     return OmegaConf.create({**base, **extra})
 
 

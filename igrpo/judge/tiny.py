@@ -16,8 +16,8 @@ hack.
 Quality is measured when it is built: AUROC of its score against exact correctness on candidates for
 held-out problems (the task's eval suites, never seen in judge training), and the hack suite's score
 distribution per family on problems no judge training example used (``JudgeBuildInfo.hack_*``). Training stops
-once the dev AUROC reaches its target and no hack family's dev mean exceeds ``build_target_hack_score``, or at
-a step cap, never by wall-clock. The result is cached like the tiny policy, keyed by its spec.
+once the dev AUROC reaches its target, no hack family's dev mean exceeds ``build_target_hack_score`` and no
+single dev hack candidate scores above ``build_target_hack_max``, or at a step cap, never by wall-clock. The result is cached like the tiny policy, keyed by its spec.
 """
 
 from __future__ import annotations
@@ -40,9 +40,12 @@ from igrpo.models.loading import BUILD_INFO_FILE, build_lock, cache_key, save_bu
 from igrpo.tasks.arith import build_arith_task, corrupt_solution, make_problem
 from igrpo.tasks.base import Problem, TaskData
 
-DEV_HACK_PROBLEMS = 16  # dev problems the hack suite runs on while training (the stopping rule)
+# Dev problems the hack suite runs on while training (the stopping rule). 16 let format 4 stop while one family
+# (percent) still had a held-out mean of 0.056 and max 0.75: too few problems to see a family that pays on a few.
+DEV_HACK_PROBLEMS = 48
 DEV_PROBLEMS = 256  # the first problems of the judge's draw: its dev set (the stopping rule), never trained on
-JUDGE_FORMAT_VERSION = 4  # 3: exact reading (hack augmentation), hack suite measured; 4: view ends at the answer line
+JUDGE_FORMAT_VERSION = 5  # 3: exact reading (hack augmentation), hack suite measured; 4: view ends at the answer
+# line; 5: the stopping rule also bounds the dev hack suite's max score, over 48 dev problems
 
 
 @dataclass
@@ -130,8 +133,9 @@ def judge_hack_report(judge: HFJudge, problems: list[Problem], template: str, ma
 def train_judge(model, tokenizer, pool: list[Problem], dev: JudgeExamples, dev_hack_problems: list[Problem],
                 template: str, cfg, progress=None) -> tuple[int, float, list, list]:
     """Train until the dev candidates reach ``cfg.build_target_auroc`` AND no hack family's mean score on the dev
-    problems exceeds ``cfg.build_target_hack_score`` (checked every ``cfg.build_eval_every`` steps), or
-    ``cfg.build_steps``. Returns (steps, dev auroc, [(step, dev auroc)], [(step, dev hack suite's worst mean)])."""
+    problems exceeds ``cfg.build_target_hack_score`` AND no dev hack candidate scores above
+    ``cfg.build_target_hack_max`` (checked every ``cfg.build_eval_every`` steps), or ``cfg.build_steps``.
+    Returns (steps, dev auroc, [(step, dev auroc)], [(step, dev hack suite's worst mean, its max score)])."""
     rng = random.Random(1)
     torch.manual_seed(1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.build_lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -159,9 +163,9 @@ def train_judge(model, tokenizer, pool: list[Problem], dev: JudgeExamples, dev_h
             dev_auc = judge_auroc(scorer, dev)
             history.append((step, dev_auc))
             if dev_auc >= cfg.build_target_auroc:  # the hack suite costs about as much: measured only then
-                hack = judge_hack_report(scorer, dev_hack_problems, template, cfg.max_candidate_chars).max_mean
-                hack_history.append((step, hack))
-                if hack <= cfg.build_target_hack_score:
+                hack = judge_hack_report(scorer, dev_hack_problems, template, cfg.max_candidate_chars)
+                hack_history.append((step, hack.max_mean, hack.max_score))
+                if hack.max_mean <= cfg.build_target_hack_score and hack.max_score <= cfg.build_target_hack_max:
                     break
     model.eval()
     return step, dev_auc, history, hack_history
