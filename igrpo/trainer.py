@@ -218,6 +218,7 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         for row in inputs:
             unique.setdefault(row["prompt_id"], row)
         prompts = {pid: row["prompt"] for pid, row in unique.items()}
+        self._shown = {}  # this step's shown drafts (the last round's)
         for round_index in range(self.variant.rounds):
             prompts = self._draft_round(unique, prompts, round_index)
         return [{**row, "plain_prompt": row["prompt"], "prompt": prompts[row["prompt_id"]]} for row in inputs]
