@@ -45,6 +45,12 @@ def refuse_tiny_settings(cfg) -> None:
                               f"(a real model's draft cut to {v.max_draft_tokens} tokens is an answer hint, not a "
                               f"draft); with a real model (model.path={model_path(cfg.model)}) use experiment=paper or set "
                               f"variant.max_draft_tokens >= {MIN_REAL_DRAFT_TOKENS}")
+    if real and v.name == "critique_grpo" and v.template == "tiny":
+        raise ConfigError(f"variant.template=tiny is the embedded tiny model's critique-refinement format, not valid "
+                          f"with a real model (model.path={model_path(cfg.model)}); set variant.template=paper")
+    if real and v.name == "self_verify" and v.layout == "tiny":
+        raise ConfigError(f"variant.layout=tiny is the embedded tiny model's verify prompt, not valid with a real "
+                          f"model (model.path={model_path(cfg.model)}); set variant.layout=turns (the paper's three turns)")
     if cfg.reward.name == "judge" and cfg.reward.judge.backend == "tiny" and cfg.task.name != "arith":
         raise ConfigError(f"reward.judge.backend=tiny is the embedded judge of the arithmetic task (trained on its "
                           f"answers only), not valid with task={cfg.task.name}; use experiment=paper_judge (a real "

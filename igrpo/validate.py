@@ -219,6 +219,13 @@ def _validate_model(cfg, machine: bool) -> None:
     path = model_path(m)
     if path is not None and machine and _looks_like_local_path(path) and not os.path.isdir(os.path.expanduser(path)):
         raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
+    if "warmstart_formats" in m:  # the embedded tiny model's warm start
+        from igrpo.models.warmstart import check_formats
+
+        check_formats(m.warmstart_formats)
+        for name in ("warmstart_format_fraction", "warmstart_corrupt_fraction"):
+            if not 0.0 <= m[name] <= 1.0:
+                raise ConfigError(f"model.{name}={m[name]} is not valid; it must be in [0, 1]")
     for node, field in ((m, "model.prompt_template"), (cfg.task, "task.prompt_template")):
         template = node.get("prompt_template")
         if template is not None and "{problem}" not in template:
@@ -293,7 +300,7 @@ def _validate_judge(j) -> None:
     for name in ("max_retries", "backoff_s", "max_candidate_tokens"):
         if name in j:
             _positive(f"reward.judge.{name}", j[name], strict=False)
-    for name in ("build_augment_fraction", "build_target_hack_score"):
+    for name in ("build_augment_fraction", "build_target_hack_score", "build_target_hack_max"):
         if name in j and not 0.0 <= j[name] <= 1.0:
             raise ConfigError(f"reward.judge.{name}={j[name]} is not valid; it must be in [0, 1]")
     if "build_hack_problems" in j:

@@ -193,6 +193,10 @@ def model_dir(tmp_path_factory):
     ("variant=igrpo variant.template=paper generation.max_completion_length=512",
      r"^error: variant.max_draft_tokens=16 is the embedded tiny model's draft cap .* use experiment=paper or set "
      r"variant.max_draft_tokens >= 256"),
+    ("variant=critique_grpo", r"^error: variant.template=tiny is the embedded tiny model's critique-refinement format, "
+                              r"not valid with a real model .*; set variant.template=paper"),
+    ("variant=self_verify", r"^error: variant.layout=tiny is the embedded tiny model's verify prompt, not valid with a "
+                            r"real model .*; set variant.layout=turns"),
     ("variant=grpo reward=judge task=math eval=paper",
      r"^error: reward.judge.backend=tiny is the embedded judge of the arithmetic task .* not valid with task=math; "
      r"use experiment=paper_judge"),

@@ -21,6 +21,8 @@ from igrpo.baselines.self_verify import (
     parse_verdict,
     plain_verify_prompt,
     strip_reasoning,
+    tiny_verify_prompt,
+    verdict_line,
     verify_reward,
     verify_weight,
 )
@@ -151,6 +153,23 @@ class TestBuffer:
         assert VerifyBuffer(1, 1).sample(random.Random(0), 3) == []
 
 
+class TestLayouts:
+    def test_tiny_layout_inserts_text_verbatim(self):
+        assert tiny_verify_prompt("{solution}+1", "{problem} #### 2") == "Q:{solution}+1\nA:{problem} #### 2\nVerify:"
+
+    def test_verdict_line_parses_back(self):
+        assert parse_verdict(verdict_line(True)) is True and parse_verdict(verdict_line(False)) is False
+
+    def test_turns_layout_is_the_papers_three_turns(self):
+        from igrpo.baselines.factory import verify_prompt_builder
+        from igrpo.models.tiny import build_char_tokenizer
+        from igrpo.tasks import load_task
+
+        cfg = compose_config("variant=self_verify", "variant.layout=turns", "debug=smoke")
+        build = verify_prompt_builder(cfg, load_task(cfg.task, 0), build_char_tokenizer())
+        assert build("1+2", "1+2=3 #### 3") == plain_verify_prompt("Q:1+2\nA:", "1+2=3 #### 3", INSTRUCTIONS["paper"])
+
+
 class TestConfig:
     def test_defaults_keep_the_budget(self):
         cfg = compose_config("variant=self_verify")
@@ -165,6 +184,7 @@ class TestConfig:
         ("variant.verify_reward_weight=balanced", "fix_imbalance, inverse_frequency, none"),
         ("variant.verify_scale_rewards=rank", "batch, group, none"),
         ("variant.buffer_steps=0", "buffer_steps=0"),
+        ("variant.layout=chat", "tiny, turns"),
     ])
     def test_bad_values(self, override, message):
         with pytest.raises(ConfigError, match=message):
@@ -192,7 +212,7 @@ def test_reward_wrappers_split_solve_and_verify_rows():
 
 def test_a_training_batch_with_verify_rows(compose):
     """One real batch through TRL (smoke model, 2 prompts x 8): the last group grades a buffer entry through the
-    three-turn prompt, the others solve; verify rows' advantages are the batch-scaled ones of their rewards; the
+    tiny verify layout (the default), the others solve; verify rows' advantages are the batch-scaled ones of their rewards; the
     step's scored solve completions enter the buffer."""
     from igrpo.builds import resolve_policy_path
     from igrpo.models.loading import load_policy
@@ -213,7 +233,7 @@ def test_a_training_batch_with_verify_rows(compose):
 
     verify_rows = [r for r in recorder.rows if r["stage"] == "verify"]
     assert len(verify_rows) == 8 and {r["prompt_id"] for r in verify_rows} == {"verify:easy:1+2"}
-    assert verify_rows[0]["prompt"] == plain_verify_prompt("Q:1+2\nA:", "1+2=3 #### 3", INSTRUCTIONS["paper"])
+    assert verify_rows[0]["prompt"] == tiny_verify_prompt("1+2", "1+2=3 #### 3") == "Q:1+2\nA:1+2=3 #### 3\nVerify:"
     assert len([r for r in recorder.rows if r["stage"] == "solve"]) == 8
     texts = [trainer.processing_class.decode(c[m.bool()], skip_special_tokens=True)
              for c, m in zip(out["completion_ids"][8:], out["completion_mask"][8:])]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from igrpo.baselines import BASELINE_VARIANTS
 from igrpo.baselines.critique import check_critique_settings
 from igrpo.baselines.self_verify import (
+    LAYOUTS,
     REWARD_WEIGHTS,
     SCALE_REWARDS,
     VERIFY_MODES,
@@ -82,7 +83,8 @@ def _check_self_verify(cfg) -> None:
     v = cfg.variant
     for field, value, choices in (("verify_mode", v.verify_mode, VERIFY_MODES),
                                   ("verify_reward_weight", v.verify_reward_weight, REWARD_WEIGHTS),
-                                  ("verify_scale_rewards", v.verify_scale_rewards, SCALE_REWARDS)):
+                                  ("verify_scale_rewards", v.verify_scale_rewards, SCALE_REWARDS),
+                                  ("layout", v.layout, LAYOUTS)):
         if value not in choices:
             raise choice_error(f"variant.{field}", value, choices)
     if not 0 < v.verify_fraction < 1:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from igrpo.baselines.critique import resolve_refine_template, self_critique_template
-from igrpo.baselines.self_verify import plain_verify_prompt, resolve_instruction, verify_messages
+from igrpo.baselines.self_verify import plain_verify_prompt, resolve_instruction, tiny_verify_prompt, verify_messages
 from igrpo.tasks.base import TaskData
 
 
@@ -30,9 +30,10 @@ def make_baseline_trainer(cfg, task: TaskData, tokenizer, common: dict):
 
 
 def verify_prompt_builder(cfg, task: TaskData, tokenizer):
-    """``build(problem, solution) -> prompt``: the three verification turns, through the model's chat template when
-    its prompts use one (``model.chat_template``), else as labelled plain text; the solution cut to its last
-    ``variant.max_solution_tokens`` tokens."""
+    """``build(problem, solution) -> prompt``: with ``variant.layout=turns`` the three verification turns, through the
+    model's chat template when its prompts use one (``model.chat_template``), else as labelled plain text; with
+    ``layout=tiny`` the embedded model's compact layout. The solution is cut to its last ``variant.max_solution_tokens``
+    tokens."""
     v = cfg.variant
     chat = bool(task.chat_prefix or task.chat_suffix)
     system = cfg.model.get("system_prompt") if chat else None
@@ -43,6 +44,8 @@ def verify_prompt_builder(cfg, task: TaskData, tokenizer):
     def build(problem: str, solution: str) -> str:
         ids = [t for t in tokenizer(solution, add_special_tokens=False)["input_ids"] if t not in special]
         cut = tokenizer.decode(ids[-v.max_solution_tokens:], skip_special_tokens=True)
+        if v.layout == "tiny":
+            return tiny_verify_prompt(problem, cut)
         user = task.prompt_template.replace("{problem}", problem)
         if not chat:
             return plain_verify_prompt(user, cut, instruction)

@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from igrpo.errors import ConfigError
 
 VERIFY_MODES = ("replace", "add")
+LAYOUTS = ("tiny", "turns")
 REWARD_WEIGHTS = ("fix_imbalance", "inverse_frequency", "none")
 SCALE_REWARDS = ("batch", "group", "none")
 
@@ -53,6 +54,24 @@ INSTRUCTIONS = {
 # markdown emphasis around the word is allowed ("? **Yes**"); the word must end there ("Nope" is not "No").
 _VERDICT = re.compile(r"is\s+the\s+answer\s+correct\s*\(\s*yes\s*/\s*no\s*\)\s*\?[\s*_]*(yes|no)(?![a-z])",
                       re.IGNORECASE)
+
+
+# The embedded tiny model's verify prompt (``variant.layout=tiny``): its plain-prompt layout with the graded solution
+# as the answer and a short request; its warm start (igrpo.models.warmstart) knows this layout and the verdict line.
+# The paper's three turns with the long instruction do not fit its 256 positions. Real models use ``layout=turns``.
+TINY_VERIFY_TEMPLATE = "Q:{problem}\nA:{solution}\nVerify:"
+
+
+def verdict_line(correct: bool) -> str:
+    """The verdict line a verifier ends with (what ``parse_verdict`` reads)."""
+    return f"Is the answer correct (Yes/No)? {'Yes' if correct else 'No'}"
+
+
+def tiny_verify_prompt(problem: str, solution: str) -> str:
+    """``TINY_VERIFY_TEMPLATE`` filled in one pass: braces in the problem or the solution are never placeholders."""
+    head, _, rest = TINY_VERIFY_TEMPLATE.partition("{problem}")
+    middle, _, tail = rest.partition("{solution}")
+    return head + problem + middle + solution + tail
 
 
 def parse_verdict(text: str) -> bool | None:

@@ -30,8 +30,11 @@ class ModelTiny(ModelCommon):
     warmstart_first_check: int = MISSING  # no dev checks before this step
     warmstart_batch_size: int = MISSING
     warmstart_lr: float = MISSING
-    warmstart_draft_fraction: float = MISSING  # share of examples that carry a draft (correct or corrupted)
-    warmstart_corrupt_fraction: float = MISSING  # share of those drafts that are corrupted
+    # auxiliary prompt formats made in-distribution (igrpo.models.warmstart.FORMATS): refine | critique | verify;
+    # one base for every variant, so each method's own prompt is known to it
+    warmstart_formats: list[str] = MISSING
+    warmstart_format_fraction: float = MISSING  # share of batches in an auxiliary format (split equally among them)
+    warmstart_corrupt_fraction: float = MISSING  # share of shown drafts / critiqued answers that are corrupted
     warmstart_pool_size: int = MISSING  # distinct training problems drawn for the warm start
     warmstart_max_draft_tokens: int = MISSING  # drafts in warm-start prompts are cut to their last N characters
 

@@ -92,4 +92,7 @@ class VariantSelfVerify:
     verify_scale_rewards: str = MISSING  # verify rows' advantages: batch (keeps the dynamic weight) | group | none
     unparseable_reward: float = MISSING  # reward of a verify completion without a verdict line
     max_solution_tokens: int = MISSING  # the graded solution is cut to its last this-many tokens in the verify prompt
-    instruction: str = MISSING  # the verification request: paper | literal text
+    instruction: str = MISSING  # the verification request (layout=turns): paper | literal text
+    # the verify prompt: tiny (the embedded model's "Q:..\nA:..\nVerify:", which its warm start knows) | turns
+    # (the paper's three turns: problem, solution, the instruction; through the chat template when there is one)
+    layout: str = MISSING

@@ -18,7 +18,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import ListConfig
 
+from igrpo.baselines.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
+from igrpo.baselines.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.drafts import resolve_template
 from igrpo.tasks.arith import build_arith_task
 
@@ -55,13 +58,16 @@ _ARITH_TASK_KEYS = ("name", "data_seed", "train_levels", "eval_suites", "eval_si
 
 def tiny_build_spec(model_cfg, task_cfg) -> dict:
     """Everything that determines the built weights; its hash is the cache key."""
-    fields = {k: v for k, v in dict(model_cfg).items() if k not in _UNBUILT_MODEL_KEYS}
+    fields = {k: list(v) if isinstance(v, (list, tuple, ListConfig)) else v for k, v in dict(model_cfg).items()
+              if k not in _UNBUILT_MODEL_KEYS}
     task_fields = {k: v for k, v in dict(task_cfg).items() if k in _ARITH_TASK_KEYS}
     return {
         "format": BUILD_FORMAT_VERSION,
         "model": fields,
         "task": {k: list(v) if not isinstance(v, (int, float, str, bool)) else v for k, v in task_fields.items()},
         "refine_template": resolve_template(WARMSTART_TEMPLATE),
+        "critique_template": CRITIQUE_TEMPLATES["tiny"],
+        "verify_template": TINY_VERIFY_TEMPLATE,
         "torch": torch.__version__.split("+")[0],
     }
 
@@ -110,11 +116,12 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
     result = warm_start(model, tokenizer, data.train, dev, data.prompt_template, resolve_template(WARMSTART_TEMPLATE),
                         max_steps=model_cfg.warmstart_steps, target_accuracy=model_cfg.warmstart_target_accuracy,
                         eval_every=model_cfg.warmstart_eval_every, batch_size=model_cfg.warmstart_batch_size,
-                        lr=model_cfg.warmstart_lr, draft_fraction=model_cfg.warmstart_draft_fraction,
+                        lr=model_cfg.warmstart_lr, format_fraction=model_cfg.warmstart_format_fraction,
                         corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=0,
                         first_check=model_cfg.warmstart_first_check,
                         max_draft_chars=model_cfg.warmstart_max_draft_tokens, draft_truncation="tail",
-                        max_new_tokens=DEV_MAX_NEW_TOKENS, progress=progress)
+                        formats=tuple(model_cfg.warmstart_formats), max_new_tokens=DEV_MAX_NEW_TOKENS,
+                        progress=progress)
     info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
                      num_parameters=sum(p.numel() for p in model.parameters()),

@@ -1,12 +1,22 @@
 """Supervised warm start of the tiny policy, so RL starts from a partially correct base.
 
-Examples are (prompt -> worked solution + EOS) with the loss on the solution only. A configurable
-share carries a draft in the refinement template: a correct draft, or a corrupted one (a wrong partial
-result carried forward), always followed by the *correct* solution. This makes iGRPO's Stage-2 prompt
-format in-distribution for the tiny model, as it is for an instruction-tuned LLM.
+Examples are (prompt -> target) with the loss on the target only. Half the batches (``format_fraction`` of them
+are not) are plain: the problem -> its worked solution + EOS. The others are split equally among the auxiliary
+prompt formats the variants use (``FORMATS``), so that every method's own prompt is in-distribution for the tiny
+model, as it is for an instruction-tuned LLM, and every variant starts from the **same** base:
 
-Stopping is by step count or by reaching a greedy dev accuracy, never by wall-clock, so a build is
-reproducible on any machine.
+* ``refine`` (iGRPO's Stage 2): a draft in the refinement template -> the correct solution;
+* ``critique`` (Critique-GRPO): a previous answer and its rule-based critique (``indicative_gt``, the variant's
+  default, which names the ground truth) in Critique-GRPO's tiny template -> the correct solution;
+* ``verify`` (Self-Verification): a solution in the tiny verify layout -> the verdict line with the true label.
+
+Each auxiliary format is taught its method's own target with the correct answer, the same way: the shown draft or
+answer is corrupted (a wrong partial result carried forward) with probability ``corrupt_fraction`` and cut to its
+last ``max_draft_chars`` characters, as the variants cut them; the graded solution of a verify example is wrong
+half the time and shown whole (the verify prompt keeps 640 tokens, more than a tiny solution has).
+
+Stopping is by step count or by reaching a greedy dev accuracy on plain prompts, never by wall-clock, so a build
+is reproducible on any machine.
 """
 
 from __future__ import annotations
@@ -18,10 +28,17 @@ from dataclasses import dataclass
 import torch
 
 from igrpo.answers import answers_match, extract_final_answer
+from igrpo.baselines.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
+from igrpo.baselines.critique import critique_text, fill
+from igrpo.baselines.self_verify import tiny_verify_prompt, verdict_line
 from igrpo.drafts import build_refinement_prompt, truncate_draft
 from igrpo.generation import generate_texts
 from igrpo.tasks.arith import corrupt_solution
+from igrpo.errors import ConfigError
 from igrpo.tasks.base import Problem
+
+FORMATS = ("refine", "critique", "verify")
+CRITIQUE_TEMPLATE = CRITIQUE_TEMPLATES["tiny"]
 
 
 @dataclass
@@ -32,19 +49,54 @@ class WarmStartResult:
     final_loss: float
 
 
+def check_formats(formats) -> list[str]:
+    """The configured auxiliary formats, each one of ``FORMATS`` and none twice (one-line error otherwise)."""
+    formats = list(formats)
+    for name in formats:
+        if name not in FORMATS:
+            raise ConfigError(f"model.warmstart_formats: {name!r} is not valid; choose from: {', '.join(FORMATS)}")
+    if len(set(formats)) != len(formats):
+        raise ConfigError(f"model.warmstart_formats={formats} names a format twice")
+    return formats
+
+
+def _shown(solution: str, rng: random.Random, corrupt_fraction: float, max_chars: int | None,
+           truncation: str) -> str:
+    """A solution as a variant shows it: corrupted with probability ``corrupt_fraction``, then cut."""
+    text = corrupt_solution(solution, rng) if rng.random() < corrupt_fraction else solution
+    if max_chars is not None:
+        text = "".join(truncate_draft(list(text), max_chars, truncation)[0])
+    return text
+
+
 def make_example(problem: Problem, prompt_template: str, refine_template: str, rng: random.Random,
-                 with_draft: bool, corrupt_fraction: float, max_draft_chars: int | None = None,
+                 fmt: str, corrupt_fraction: float, max_draft_chars: int | None = None,
                  draft_truncation: str = "tail") -> tuple[str, str]:
-    """(prompt, target) for one warm-start example. Drafts are cut exactly as iGRPO will cut them
-    (one character = one token for the tiny model), so Stage-2 prompts are in-distribution."""
-    if with_draft:
-        draft = corrupt_solution(problem.solution, rng) if rng.random() < corrupt_fraction else problem.solution
-        if max_draft_chars is not None:
-            draft = "".join(truncate_draft(list(draft), max_draft_chars, draft_truncation)[0])
-        prompt = build_refinement_prompt(refine_template, problem.problem, draft)
-    else:
-        prompt = prompt_template.format(problem=problem.problem)
-    return prompt, problem.solution
+    """(prompt, target) for one warm-start example in format ``fmt`` (``plain`` or one of ``FORMATS``). Drafts are
+    cut exactly as the variants cut them (one character = one token for the tiny model)."""
+    if fmt == "plain":
+        return prompt_template.format(problem=problem.problem), problem.solution
+    if fmt == "refine":
+        draft = _shown(problem.solution, rng, corrupt_fraction, max_draft_chars, draft_truncation)
+        return build_refinement_prompt(refine_template, problem.problem, draft), problem.solution
+    if fmt == "critique":
+        full = corrupt_solution(problem.solution, rng) if rng.random() < corrupt_fraction else problem.solution
+        correct = answers_match(extract_final_answer(full), problem.answer)
+        shown = "".join(truncate_draft(list(full), max_draft_chars, "tail")[0]) if max_draft_chars else full
+        critique = critique_text("indicative_gt", correct, problem.answer)
+        return fill(CRITIQUE_TEMPLATE, problem.problem, shown, critique), problem.solution
+    if fmt == "verify":
+        graded = corrupt_solution(problem.solution, rng) if rng.random() < 0.5 else problem.solution
+        correct = answers_match(extract_final_answer(graded), problem.answer)
+        return tiny_verify_prompt(problem.problem, graded), verdict_line(correct)
+    raise ConfigError(f"warm-start format {fmt!r} is not valid; choose from: plain, {', '.join(FORMATS)}")
+
+
+def batch_format(rng: random.Random, format_fraction: float, formats: list[str]) -> str:
+    """The format of the next batch: an auxiliary one (equally likely) with probability ``format_fraction``."""
+    if formats and rng.random() < format_fraction:
+        return formats[rng.randrange(len(formats))]
+    return "plain"
 
 
 def _collate(tokenizer, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
@@ -70,14 +122,15 @@ def greedy_accuracy(model, tokenizer, problems: list[Problem], prompt_template: 
 
 def warm_start(model, tokenizer, pool: list[Problem], dev: list[Problem], prompt_template: str,
                refine_template: str, max_steps: int, target_accuracy: float, eval_every: int, batch_size: int,
-               lr: float, draft_fraction: float, corrupt_fraction: float, seed: int, max_new_tokens: int,
+               lr: float, format_fraction: float, corrupt_fraction: float, seed: int, max_new_tokens: int,
                first_check: int = 0, max_draft_chars: int | None = None, draft_truncation: str = "tail",
-               progress=None) -> WarmStartResult:
+               formats: tuple[str, ...] = FORMATS, progress=None) -> WarmStartResult:
     """Train in place until ``target_accuracy`` greedy dev accuracy (checked every ``eval_every`` steps
     from ``first_check`` on) or ``max_steps``.
 
-    Each batch is either all plain or all draft-conditioned examples (a ``draft_fraction`` share of
-    batches): plain batches are about half as long, so this costs ~25% less compute than mixing."""
+    Each batch is all plain or all in one auxiliary format (a ``format_fraction`` share of batches, split equally
+    among ``formats``): plain batches are about half as long, so this costs less compute than mixing."""
+    formats = check_formats(formats)
     rng = random.Random(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
@@ -93,8 +146,8 @@ def warm_start(model, tokenizer, pool: list[Problem], dev: list[Problem], prompt
     accuracy, loss_value, step = 0.0, float("nan"), 0
     model.train()
     for step in range(1, max_steps + 1):
-        with_draft = rng.random() < draft_fraction
-        batch = [make_example(rng.choice(pool), prompt_template, refine_template, rng, with_draft, corrupt_fraction,
+        fmt = batch_format(rng, format_fraction, formats)
+        batch = [make_example(rng.choice(pool), prompt_template, refine_template, rng, fmt, corrupt_fraction,
                               max_draft_chars, draft_truncation) for _ in range(batch_size)]
         out = model(**_collate(tokenizer, batch))
         out.loss.backward()

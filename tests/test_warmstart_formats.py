@@ -1,0 +1,78 @@
+"""The warm start's auxiliary formats (igrpo.models.warmstart): every variant's own prompt is taught, with the
+correct target, in exactly the layout the variant's trainer builds, so one shared base serves every method."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from igrpo.answers import answers_match, extract_final_answer
+from igrpo.baselines.critique import REFINE_TEMPLATES, critique_text, fill
+from igrpo.baselines.self_verify import parse_verdict, tiny_verify_prompt
+from igrpo.drafts import build_refinement_prompt, resolve_template
+from igrpo.errors import ConfigError
+from igrpo.models.warmstart import FORMATS, batch_format, check_formats, make_example
+from igrpo.tasks.arith import build_arith_task
+
+DATA = build_arith_task(["easy", "hard"], ["easy", "hard"], 200, 10, 0, 2, 1, train_salt="test")
+REFINE = resolve_template("tiny")
+
+
+def examples(fmt: str, corrupt: float = 0.8, n: int = 200, cap: int | None = 16):
+    rng = random.Random(3)
+    return [(p, *make_example(p, DATA.prompt_template, REFINE, rng, fmt, corrupt, cap)) for p in DATA.train[:n]]
+
+
+def test_plain_and_refine_targets_are_the_correct_solution():
+    for fmt in ("plain", "refine"):
+        for problem, prompt, target in examples(fmt):
+            assert target == problem.solution
+    for problem, prompt, _ in examples("refine"):
+        draft = prompt.split("\nDraft:")[1].rsplit("\nA:", 1)[0]
+        assert len(draft) <= 16 and prompt == build_refinement_prompt(REFINE, problem.problem, draft)
+
+
+def test_critique_prompt_is_the_trainers_layout_and_its_critique_is_true():
+    seen = Counter()
+    for problem, prompt, target in examples("critique"):
+        assert target == problem.solution
+        shown = prompt.split("\nDraft:")[1].split("\nCritique:")[0]
+        critique = prompt.split("\nCritique:")[1].rsplit("\nA:", 1)[0]
+        correct = critique == critique_text("indicative_gt", True, problem.answer)
+        assert correct or critique == critique_text("indicative_gt", False, problem.answer)
+        # the critique judges the whole answer; the shown tail ends with that answer
+        assert answers_match(extract_final_answer(shown), problem.answer) == correct
+        assert prompt == fill(REFINE_TEMPLATES["tiny"], problem.problem, shown, critique) and len(shown) <= 16
+        seen[correct] += 1
+    assert 0.1 < seen[True] / sum(seen.values()) < 0.35  # corrupt_fraction 0.8 (a few corruptions fail to apply)
+
+
+def test_verify_target_is_the_true_verdict_and_balanced():
+    labels = []
+    for problem, prompt, target in examples("verify"):
+        graded = prompt.split("\nA:", 1)[1].rsplit("\nVerify:", 1)[0]
+        assert prompt == tiny_verify_prompt(problem.problem, graded)
+        label = parse_verdict(target)
+        assert label == answers_match(extract_final_answer(graded), problem.answer)
+        labels.append(label)
+    assert 0.35 < sum(labels) / len(labels) < 0.65
+
+
+def test_batch_formats_split_equally():
+    rng = random.Random(0)
+    counts = Counter(batch_format(rng, 0.5, list(FORMATS)) for _ in range(6000))
+    assert 0.47 < counts["plain"] / 6000 < 0.53
+    for fmt in FORMATS:
+        assert 0.14 < counts[fmt] / 6000 < 0.19
+    assert batch_format(random.Random(0), 0.9, []) == "plain"
+
+
+@pytest.mark.parametrize("formats, message", [
+    (["refine", "draft"], "'draft' is not valid; choose from: refine, critique, verify"),
+    (["verify", "verify"], "names a format twice"),
+])
+def test_bad_formats(formats, message):
+    with pytest.raises(ConfigError, match=message):
+        check_formats(formats)
