@@ -29,6 +29,7 @@ from igrpo.checkpoints import (
 from igrpo.config import to_container
 from igrpo.run_identity import config_hash, default_run_name
 from igrpo.distributed import init_processes, is_main_process, process_index, wait_for_everyone, world_size
+from igrpo.eval.suites import log_per_problem
 from igrpo.evaluate import evaluate_suites
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
@@ -189,8 +190,9 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     base_metrics = resume.base_metrics() if resume is not None else {}
     if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
         start = time.perf_counter()
-        base_metrics, _ = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+        base_metrics, base_rows = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
         mlrun.metrics({**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
+        log_per_problem(mlrun, base_rows, step=0)
     resume_from = str(resume.checkpoint) if resume is not None and resume.checkpoint is not None else None
     share_with_workers({"dir": str(ckpt.dir) if ckpt is not None else None, "resume_from": resume_from})
 
@@ -236,6 +238,7 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
         mlrun.table(recorder.rows, "rollouts.json")
     if "eval_samples.json" not in done:
         mlrun.table(samples, "eval_samples.json")
+    log_per_problem(mlrun, samples, step=cfg.train.steps)
     if cfg.tracking.log_model:
         trainer.save_model(str(output_dir / "final"))
         mlrun.artifacts(output_dir / "final", "model")
