@@ -96,3 +96,30 @@ def test_stage2_prompt_is_built_as_in_training(setup):
                                 cfg.train.max_prompt_tokens, funcs, weights, n, cfg.seed, suite, 0)
     assert again[0] == drafts  # a chunk's drafts come from its own seed
     assert stage_seed(cfg.seed, suite, 0, "drafts") != stage_seed(cfg.seed, suite, 0, "refinements")
+
+
+def _runner_calls_refine_eval() -> bool:
+    import igrpo.runner
+
+    return hasattr(igrpo.runner, "refine_metrics")
+
+
+@pytest.mark.xfail(not _runner_calls_refine_eval(), strict=True,
+                   reason="igrpo/runner.py (lead-owned) does not call igrpo.eval.refine.refine_metrics yet")
+def test_an_igrpo_run_logs_the_draft_conditioned_eval_at_base_and_end(compose):
+    from mlflow.tracking import MlflowClient
+
+    from igrpo.runner import run
+
+    cfg = compose("variant=igrpo")
+    result = run(cfg)
+    client = MlflowClient(result.tracking_uri)
+    k = cfg.eval.samples_per_problem
+    suites = ("easy", "hard")
+    for name in [f"eval/{s}/refine_avg_at_{k}" for s in suites] + [f"eval/mean/{MEAN_KEY}"]:
+        steps = sorted(m.step for m in client.get_metric_history(result.run_id, name))
+        assert steps == [0, cfg.train.steps], name
+    metrics = client.get_run(result.run_id).data.metrics
+    assert f"eval_gain/mean/{MEAN_KEY}" in metrics
+    grpo = client.get_run(run(compose("variant=grpo")).run_id).data.metrics
+    assert not [m for m in grpo if "refine" in m]
