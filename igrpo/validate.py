@@ -226,11 +226,25 @@ def _validate_model(cfg, machine: bool) -> None:
         for name in ("warmstart_format_fraction", "warmstart_corrupt_fraction"):
             if not 0.0 <= m[name] <= 1.0:
                 raise ConfigError(f"model.{name}={m[name]} is not valid; it must be in [0, 1]")
+        if not 0 <= m.warmstart_seed < 2**32:
+            raise ConfigError(f"model.warmstart_seed={m.warmstart_seed} is not valid; it must be in [0, 2**32)")
+        _check_draft_caps(cfg)
     for node, field in ((m, "model.prompt_template"), (cfg.task, "task.prompt_template")):
         template = node.get("prompt_template")
         if template is not None and "{problem}" not in template:
             raise ConfigError(f"{field}={template!r} is not valid: it must contain {{problem}} (where the problem "
                               "goes)")
+
+
+def _check_draft_caps(cfg) -> None:
+    """The tiny base is warm-started on drafts cut to ``model.warmstart_max_draft_tokens`` characters: the variant's
+    own cap must be that one, or its Stage-2 prompts are out of the distribution the base knows."""
+    cap, v = cfg.model.warmstart_max_draft_tokens, cfg.variant
+    field = {"igrpo": "max_draft_tokens", "critique_grpo": "max_solution_tokens"}.get(v.name)
+    if field is not None and v[field] != cap:
+        raise ConfigError(f"variant.{field}={v[field]} differs from model.warmstart_max_draft_tokens={cap}, the draft "
+                          f"cap the tiny base is warm-started with; set both to the same value "
+                          f"(variant.{field}={v[field]} model.warmstart_max_draft_tokens={v[field]})")
 
 
 def _looks_like_local_path(path: str) -> bool:

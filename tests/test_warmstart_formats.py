@@ -76,3 +76,31 @@ def test_batch_formats_split_equally():
 def test_bad_formats(formats, message):
     with pytest.raises(ConfigError, match=message):
         check_formats(formats)
+
+
+def test_warmstart_seed_zero_keeps_the_default_cache_key_and_another_seed_moves_it():
+    from igrpo.models.loading import cache_key, tiny_build_spec
+    from tests.helpers import compose_config
+
+    cfg = compose_config()
+    spec = tiny_build_spec(cfg.model, cfg.task)
+    assert "warmstart_seed" not in spec["model"] and spec["model"]["warmstart_formats"] == list(FORMATS)
+    other = compose_config("model.warmstart_seed=1")
+    assert cache_key(tiny_build_spec(other.model, other.task)) != cache_key(spec)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["variant=igrpo", "variant.max_draft_tokens=64"],
+     "variant.max_draft_tokens=64 differs from model.warmstart_max_draft_tokens=16"),
+    (["variant=critique_grpo", "variant.max_solution_tokens=32"],
+     "variant.max_solution_tokens=32 differs from model.warmstart_max_draft_tokens=16"),
+    (["model.warmstart_seed=-1"], "model.warmstart_seed=-1 is not valid"),
+])
+def test_one_draft_cap_for_the_warm_start_and_the_variant(overrides, message):
+    from igrpo.validate import validate
+    from tests.helpers import compose_config
+
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_config(*overrides), machine=False)
+    validate(compose_config("variant=igrpo", "variant.max_draft_tokens=64", "model.warmstart_max_draft_tokens=64"),
+             machine=False)

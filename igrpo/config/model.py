@@ -36,6 +36,9 @@ class ModelTiny(ModelCommon):
     warmstart_format_fraction: float = MISSING  # share of batches in an auxiliary format (split equally among them)
     warmstart_corrupt_fraction: float = MISSING  # share of shown drafts / critiqued answers that are corrupted
     warmstart_pool_size: int = MISSING  # distinct training problems drawn for the warm start
+    # the base's own seed (initial weights, warm-start batches, dev draw): vary it with the run seed to count the
+    # base's variance in a seed interval (experiments' specs say when they do); 0 = the default base
+    warmstart_seed: int = MISSING
     warmstart_max_draft_tokens: int = MISSING  # drafts in warm-start prompts are cut to their last N characters
 
 

@@ -60,6 +60,8 @@ def tiny_build_spec(model_cfg, task_cfg) -> dict:
     """Everything that determines the built weights; its hash is the cache key."""
     fields = {k: list(v) if isinstance(v, (list, tuple, ListConfig)) else v for k, v in dict(model_cfg).items()
               if k not in _UNBUILT_MODEL_KEYS}
+    if fields.get("warmstart_seed") == 0:  # the seed every build used before the field existed: same key, same cache
+        del fields["warmstart_seed"]
     task_fields = {k: v for k, v in dict(task_cfg).items() if k in _ARITH_TASK_KEYS}
     return {
         "format": BUILD_FORMAT_VERSION,
@@ -105,19 +107,20 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
 
     start = time.perf_counter()
     tokenizer = build_char_tokenizer()
+    seed = int(model_cfg.get("warmstart_seed", 0))  # initial weights, warm-start batches and dev draw
     model = build_tiny_model(tokenizer, model_cfg.hidden_size, model_cfg.num_layers, model_cfg.num_heads,
-                             model_cfg.intermediate_size, model_cfg.max_positions, seed=0)
+                             model_cfg.intermediate_size, model_cfg.max_positions, seed=seed)
     # The warm-start pool is drawn from the training distribution with the eval problems excluded.
     data = build_arith_task(list(task_cfg.train_levels), list(task_cfg.eval_suites), model_cfg.warmstart_pool_size,
                             task_cfg.eval_size, task_cfg.data_seed, task_cfg.first_digits, task_cfg.step_digits,
                             train_salt="warmstart")
-    rng = random.Random(0)
+    rng = random.Random(seed)
     dev = rng.sample(data.train, k=min(128, len(data.train)))
     result = warm_start(model, tokenizer, data.train, dev, data.prompt_template, resolve_template(WARMSTART_TEMPLATE),
                         max_steps=model_cfg.warmstart_steps, target_accuracy=model_cfg.warmstart_target_accuracy,
                         eval_every=model_cfg.warmstart_eval_every, batch_size=model_cfg.warmstart_batch_size,
                         lr=model_cfg.warmstart_lr, format_fraction=model_cfg.warmstart_format_fraction,
-                        corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=0,
+                        corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=seed,
                         first_check=model_cfg.warmstart_first_check,
                         max_draft_chars=model_cfg.warmstart_max_draft_tokens, draft_truncation="tail",
                         formats=tuple(model_cfg.warmstart_formats), max_new_tokens=DEV_MAX_NEW_TOKENS,
