@@ -30,6 +30,7 @@ from igrpo.config import to_container
 from igrpo.run_identity import config_hash, default_run_name
 from igrpo.distributed import init_processes, is_main_process, process_index, wait_for_everyone, world_size
 from igrpo.eval.suites import log_per_problem
+from igrpo.eval.refine import refine_metrics
 from igrpo.evaluate import evaluate_suites
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
@@ -191,6 +192,7 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
         start = time.perf_counter()
         base_metrics, base_rows = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+        base_metrics.update(refine_metrics(cfg, model, tokenizer, task, judge))  # variant=igrpo, eval.refine
         mlrun.metrics({**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
         log_per_problem(mlrun, base_rows, step=0)
     resume_from = str(resume.checkpoint) if resume is not None and resume.checkpoint is not None else None
@@ -226,9 +228,11 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
         final_metrics, samples = evaluate_saved_model(cfg, trainer, task, output_dir, mlrun)
     else:
         final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+        final_metrics = {**final_metrics, **refine_metrics(cfg, model, tokenizer, task, judge)}
     final_metrics = dict(final_metrics)
     for key, value in base_metrics.items():
-        final_metrics[key.replace("eval/", "eval_gain/", 1)] = final_metrics[key] - value
+        if key in final_metrics:  # a refine rate is left out where undefined (no wrong shown draft)
+            final_metrics[key.replace("eval/", "eval_gain/", 1)] = final_metrics[key] - value
     final_metrics["perf/train_seconds"] = train_seconds
     final_metrics["perf/run_seconds"] = time.perf_counter() - run_start
     mlrun.metrics({**final_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=cfg.train.steps,

@@ -102,9 +102,6 @@ def _logged_as(name: str) -> str:
     return metric_name(name)
 
 
-@pytest.mark.xfail(_logged_as("refine/copy_rate") != "refine/copy_rate", strict=True,
-                   reason="igrpo/tracking/names.py metric_name does not list the refine/ prefix yet (lead-owned): "
-                          "the trainer's refine/* land in MLflow as train/refine/*")
 def test_refine_metrics_keep_their_names_in_mlflow():
     assert _logged_as("refine/copy_rate") == "refine/copy_rate"
     assert _logged_as("refine/fix_rate") == "refine/fix_rate"

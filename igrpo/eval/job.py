@@ -30,7 +30,7 @@ from igrpo.eval.store import SampleStore
 from igrpo.eval.suites import EvalOutcome, per_sample_table, plan_chunks, run_chunks, sample_rows
 
 # eval fields that say where and how to run, not what the numbers are: left out of the store key
-BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step")
+BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step", "refine")
 
 
 def store_key(cfg, model_ref: str) -> str:

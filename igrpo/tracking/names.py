@@ -80,7 +80,8 @@ def metric_name(trl_key: str) -> str:
     """Our name for a TRL log key: ``train/...`` per step, ``perf/...`` timings, ``reward/...`` components."""
     if trl_key in _TRL_RENAMES:
         return _TRL_RENAMES[trl_key]
-    if trl_key.startswith(("draft/", "perf/", "eval/", "reward/", "rollouts/", "critique/", "verify/", "buffer/")):
+    if trl_key.startswith(("draft/", "refine/", "perf/", "eval/", "reward/", "rollouts/", "critique/", "verify/",
+                           "buffer/")):
         name = trl_key
     elif trl_key.startswith("rewards/") and trl_key.endswith("/mean"):
         name = "reward/" + trl_key[len("rewards/") : -len("/mean")]
