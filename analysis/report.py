@@ -9,7 +9,9 @@ the newest run wins when a cell was run more than once) and writes into ``--out`
 eval problems and seeds from the runs' logged per-problem scores, ``analysis.bootstrap``), ``table_seeds.csv`` (every seed's values), ``training.md|csv``
 (final logged training metrics), ``figures/<name>.png|svg``, ``paper_reference.md`` (the paper's own
 numbers, labelled and separate) when the spec has one, ``runs.csv`` and one self-contained
-``report.html``. Re-running gives byte-identical files. If any planned run is missing, it prints one line
+``report.html``; for a spec whose arms form regime cells (``analysis.regime``: iGRPO vs GRPO at its budget and at
+its trained count), also ``regime.md|csv`` and ``figures/regime_heatmap.png|svg``. Re-running gives byte-identical
+files. If any planned run is missing, it prints one line
 naming them and exits 2 without writing anything.
 """
 
@@ -101,11 +103,30 @@ def build(spec: Spec, scale: str, seeds: list[int], client, out: Path) -> list[P
         else:
             keys = ", ".join(m for m, _, _ in figs.FIGURES[name].series)
             drawn.append((name, paths[0], f"{figs.FIGURES[name].title} ({keys})"))
+    texts.update(_regime(spec, scale, matched, seeds, client, table, out, drawn))
     texts["report.html"] = render_html(spec, scale, seeds, table, summary, drawn, skipped, reference,
                                        runs)
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
     return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def _regime(spec: Spec, scale: str, matched: dict, seeds: list[int], client, table, out: Path, drawn: list) -> dict:
+    """``regime.md|csv`` and the ΔAvg heatmap (appended to ``drawn``) when the spec's arms form regime cells
+    (``analysis.regime``: an iGRPO arm and GRPO at its budget and at its trained count); nothing otherwise."""
+    from analysis import regime
+    from analysis.render import _csv
+
+    cells = regime.regime_cells(spec, scale)
+    if not cells:
+        return {}
+    df = regime.build(cells, table.per_seed, matched, seeds, table.suites, client)
+    ks = sorted({str(r.get("params.eval.samples_per_problem")) for r in matched.values()})
+    metric = f"avg@{'/'.join(ks)}"
+    text = regime.caption(metric)
+    png, _ = regime.heatmap(df, out / "figures", metric)
+    drawn.append(("regime_heatmap", png, "ΔAvg of iGRPO per level x budget x model: " + text))
+    return {"regime.md": regime.markdown(df, text), "regime.csv": _csv(df)}
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -65,19 +65,39 @@ def resolve_suites(layout: TableLayout, runs: pd.DataFrame) -> list[str]:
     their eval config (``eval.suites.<suite>.*`` params), else the suites in their logged eval keys."""
     if layout.suites:
         return list(layout.suites)
+    union: list[str] = []  # row groups may evaluate different suites (the regime spec: one level per group)
     for text in runs.get("params.task.eval_suites", pd.Series(dtype=object)).dropna():
-        try:
-            suites = [str(s) for s in ast.literal_eval(text)]
-        except (ValueError, SyntaxError):
+        suites = own_suites(text)
+        if suites is None:
             break
-        if suites:
-            return suites
+        union += [s for s in suites if s not in union]
+    if union:
+        return union
     for prefix in ("params.eval.suites.", "metrics.eval/"):
         sep = "." if prefix.startswith("params") else "/"
         found = {c[len(prefix):].split(sep)[0] for c in runs.columns if c.startswith(prefix)}
         if found - {"mean"}:
             return sorted(found - {"mean"})
     return []
+
+
+def own_suites(text) -> list[str] | None:
+    """A run's ``task.eval_suites`` param as a list; None when it is absent or not a list."""
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return None
+    try:
+        suites = [str(s) for s in ast.literal_eval(str(text))]
+    except (ValueError, SyntaxError, TypeError):
+        return None
+    return suites or None
+
+
+def run_suites(run: pd.Series, suites: list[str]) -> list[str]:
+    """The columns of ``suites`` this run evaluated (its own ``task.eval_suites``), else all of them: its Avg is
+    their mean, so a group that evaluates other suites than another group gets its own Avg, never a partial one."""
+    own = own_suites(run.get("params.task.eval_suites"))
+    chosen = [s for s in suites if own is not None and s in own]
+    return chosen or list(suites)
 
 
 def metric_key(layout: TableLayout, suite: str, run: pd.Series) -> str | None:
@@ -183,16 +203,18 @@ def _bootstraps(spec: Spec, scale: str, matched: dict, seeds: list[int], suites:
                 if base is None or method is None:
                     why_not.append("runs that logged no per-problem eval scores (eval/per_problem_step<N>.json)")
                     continue
-                out[(group.label, arm)] = bootstrap.bootstrap_delta(method, base, suites)
+                own = run_suites(matched[(group.label, arm, seeds[0])], suites)
+                out[(group.label, arm)] = bootstrap.bootstrap_delta(method, base, own)
             except bootstrap.BootstrapInputError as err:
                 why_not.append(str(err))
     return out, list(dict.fromkeys(why_not))
 
 
 def _record(group: str, method: str, seed: int, run: pd.Series, step, values: dict) -> dict:
+    own = run_suites(run, list(values))
     return {"group": group, "method": method, "seed": seed, "run_id": run["run_id"],
             "step": None if step is None or pd.isna(step) else int(step), **values,
-            AVG: mean_of_columns(values.values())}
+            AVG: mean_of_columns(values[s] for s in own)}
 
 
 def build_summary(spec: Spec, scale: str, matched: dict, seeds: list[int]) -> SummaryTable:

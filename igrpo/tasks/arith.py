@@ -4,7 +4,9 @@ A problem is a chain that starts from a 1-2 digit number and adds or subtracts s
 (e.g. ``47+8-5+9``). The worked solution evaluates left to right, one partial result per step, and
 ends with the final answer after ``####``: ``47+8=55,55-5=50,50+9=59 #### 59``. Running results
 stay non-negative. Levels differ in chain length (one level per eval suite): every step is easy on
-its own, but one slip anywhere spoils the answer, so long chains leave headroom for RL.
+its own, but one slip anywhere spoils the answer, so long chains leave headroom for RL. A level's longest
+worked solution (``max_solution_chars``: every step an addition of the largest terms) must fit the
+completion caps; ``check_level_fits`` says so in one line (7 terms: up to 67 characters, 9 terms: 87).
 
 (Multi-digit sums written in one go are the opposite trade-off: a ~1M character model needs
 thousands of steps to learn carries, so its base accuracy stays near 0 for minutes, and plain
@@ -17,12 +19,38 @@ from __future__ import annotations
 import random
 import re
 
-from igrpo.errors import choice_error
+from igrpo.errors import ConfigError, choice_error
 from igrpo.tasks.base import Problem, TaskData
 
 # level name -> number of terms in the chain
-LEVELS: dict[str, int] = {"easy": 3, "hard": 5}
+LEVELS: dict[str, int] = {"easy": 3, "hard": 5, "harder": 7, "hardest": 9}
 PROMPT_TEMPLATE = "Q:{problem}\nA:"
+
+
+def max_solution_chars(level: str, first_digits: int = 2, step_digits: int = 1) -> int:
+    """Worst-case length in characters of a worked solution of ``level`` (the tiny model's character tokenizer:
+    one token per character, the end token not counted): every step adds the largest term, so every partial
+    result is as long as it can be, e.g. ``99+9=108,108+9=117 #### 117`` (27) for ``easy`` at 2 / 1 digits."""
+    if level not in LEVELS:
+        raise choice_error("task level", level, LEVELS)
+    total, length = 10**first_digits - 1, 0
+    step = 10**step_digits - 1
+    for _ in range(LEVELS[level] - 1):
+        length += len(str(total)) + 1 + len(str(step)) + 1 + len(str(total + step)) + 1  # "a+b=c" and "," or " "
+        total += step
+    return length - 1 + len(" #### ") + len(str(total))
+
+
+def check_level_fits(levels, first_digits: int, step_digits: int, caps: dict[str, int]) -> None:
+    """One-line ConfigError when the longest worked solution of a level (+1 end token) is longer than a completion
+    cap, e.g. ``caps={"generation.max_completion_length": 64, "eval.max_new_tokens": 64}``."""
+    for level in dict.fromkeys(levels):
+        need = max_solution_chars(level, first_digits, step_digits) + 1
+        for field, cap in caps.items():
+            if cap < need:
+                raise ConfigError(f"{field}={cap} is too short for task level {level!r} ({LEVELS[level]} terms): its "
+                                  f"longest worked solution needs {need} tokens with its end token; "
+                                  f"set {field}>={need}")
 
 
 def _random_term(rng: random.Random, min_digits: int, max_digits: int) -> int:
