@@ -1,4 +1,4 @@
-"""Analysis: a real tiny table1-style run set (fig3_entropy: base / GRPO / iGRPO rows, 2 seeds, shared with
+"""Analysis: a real tiny table1-style run set (fig3_entropy: base / GRPO / GRPO-4 / iGRPO rows, 2 seeds, shared with
 test_experiments) in a SQLite MLflow store -> the report. Cells are
 recomputed straight from MLflow, Avg from the suite columns, reruns are byte-identical, and missing runs or
 unknown experiments are one-line errors that write nothing. Plus pure unit tests of the aggregation."""
@@ -88,7 +88,7 @@ def test_cells_are_recomputed_from_mlflow(tiny_runs_report):
 def test_avg_is_the_mean_of_the_suite_columns(tiny_runs_report):
     _, out = tiny_runs_report
     per_seed = pd.read_csv(out / "table_seeds.csv")
-    assert list(per_seed.seed.unique()) == SEEDS and set(per_seed.method) == {"base", "GRPO", "iGRPO"}
+    assert list(per_seed.seed.unique()) == SEEDS and set(per_seed.method) == {"base", "GRPO", "GRPO-4", "iGRPO"}
     assert (per_seed.Avg - per_seed[["easy", "hard"]].mean(axis=1)).abs().max() < 1e-9
     table = pd.read_csv(out / "table.csv").set_index("method")
     for method, rows in per_seed.groupby("method"):
@@ -117,8 +117,8 @@ def test_missing_runs_are_named_and_nothing_is_written(tiny_runs_report, capsys,
     uri, _ = tiny_runs_report
     assert report_main([EXPERIMENT, "--seeds", "0,1,2", "--tracking-uri", uri, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "missing 2 of 6" in err
-    assert "GRPO seed 2" in err and "iGRPO seed 2" in err and "seed 1" not in err
+    assert len(err.splitlines()) == 1 and "missing 3 of 9" in err
+    assert "GRPO seed 2" in err and "GRPO-4 seed 2" in err and "iGRPO seed 2" in err and "seed 1" not in err
     assert not (tmp_path / "x").exists()
     assert report_main(["table1", "--tracking-uri", uri, "--out", str(tmp_path / "y")]) == 2
     assert "missing 12 of 12" in capsys.readouterr().err  # table1: 4 methods x 3 seeds

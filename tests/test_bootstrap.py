@@ -217,6 +217,7 @@ def test_report_has_the_bootstrap_column_and_states_the_method(store):
     rng = np.random.default_rng(0)
     for seed in (0, 1):
         _log_run(uri, "GRPO", seed, _records(rng, 40, 0.3))
+        _log_run(uri, "GRPO-4", seed, _records(rng, 40, 0.3))  # fig3_entropy's half-budget arm
         records = _records(rng, 40, 0.6)
         run_id = _log_run(uri, "iGRPO", seed, records, how="artifact" if seed == 0 else "job")
     # the eval job's per-sample table gives the same per-problem scores as the artifact would
@@ -229,7 +230,9 @@ def test_report_has_the_bootstrap_column_and_states_the_method(store):
     assert igrpo.delta_avg_boot_low < igrpo.delta_avg < igrpo.delta_avg_boot_high
     assert 15 < igrpo.delta_avg_boot_low and igrpo.delta_avg_boot_high < 45  # true Δ: +30 points
     assert igrpo.delta_avg_boot_seeds == 2
-    assert table[table.method != "iGRPO"].delta_avg_boot_low.isna().all()  # base and baseline rows: no Δ
+    assert table[~table.method.isin(["iGRPO", "GRPO-4"])].delta_avg_boot_low.isna().all()  # base, baseline: no Δ
+    grpo4 = table[table.method == "GRPO-4"].iloc[0]
+    assert grpo4.delta_avg_boot_low < 0 < grpo4.delta_avg_boot_high  # the same success rate as GRPO
     markdown = (out / "table.md").read_text()
     assert "| Δ Avg vs GRPO | Δ paired bootstrap 95% CI |" in markdown and bootstrap.METHOD in markdown
     row = next(line for line in markdown.splitlines() if line.startswith("| iGRPO |"))
@@ -240,6 +243,7 @@ def test_report_has_the_bootstrap_column_and_states_the_method(store):
 
     for seed in (5, 6):  # runs from before per-problem logging
         _log_run(uri, "GRPO", seed, None)
+        _log_run(uri, "GRPO-4", seed, None)
         _log_run(uri, "iGRPO", seed, None, final=0.4)
     out = make_report("fig3_entropy", "cpu", [5, 6], uri, tmp_path / "old_report")
     row = next(line for line in (out / "table.md").read_text().splitlines() if line.startswith("| iGRPO |"))

@@ -92,7 +92,7 @@ def _write_spec(tmp_path: Path, name: str, edit) -> Path:
     (lambda r: r.pop("arms"), ["arms is required"]),
     # the checks a schema cannot express
     (lambda r: r.update(figures=["entropy", "entropie"]), ["entropie", "zero_std"]),
-    (lambda r: r["table"].update(baseline="PPO"), ["PPO", "GRPO, iGRPO"]),
+    (lambda r: r["table"].update(baseline="PPO"), ["PPO", "GRPO, GRPO-4, iGRPO"]),
     (lambda r: r["scales"].pop("paper"), ["paper", "cpu, paper"]),
     (lambda r: r["scales"].update(cpu={"seeds": [0, -1]}), ["seeds", ">= 0"]),
     (lambda r: r["arms"][1].update(overrides=["variant"]), ["'variant'", "key=value"]),
@@ -240,7 +240,7 @@ def tiny_fig3_args(uri: str, cache: Path) -> list[str]:
 
 def tiny_fig3_runs(base: Path, cache: Path) -> tuple[str, str]:
     """The one tiny run set shared by the experiment, analysis and browser tests: ``python -m experiments run
-    fig3_entropy`` (GRPO and iGRPO x 2 seeds, 3 smoke steps, Hydra's basic launcher: one after another) into
+    fig3_entropy`` (GRPO, GRPO-4 and iGRPO x 2 seeds, 3 smoke steps, Hydra's basic launcher: one after another) into
     ``base/mlflow.db``, launched by whichever test needs it first. Returns (tracking URI, stdout of that run)."""
     uri, log = f"sqlite:///{base / 'mlflow.db'}", base / "first_invocation.txt"
     if not log.exists():
@@ -267,21 +267,24 @@ def _experiment_runs(uri: str, experiment: str) -> tuple[list, list]:
 
 def test_fig3_runs_are_nested_tagged_and_named(fig3_runs):
     base, uri, first_stdout = fig3_runs
-    assert "4 launched, 0 skipped" in first_stdout
+    assert "6 launched, 0 skipped" in first_stdout
     parents, children = _experiment_runs(uri, "fig3_entropy")
-    assert len(parents) == 1 and len(children) == 4
+    assert len(parents) == 1 and len(children) == 6
     assert {r.info.status for r in parents + children} == {"FINISHED"}
     parent = parents[0]
     assert parent.info.run_name == "fig3_entropy-cpu"
     assert {k: parent.data.tags.get(k) for k in ("experiment", "scale", "igrpo.parent_key")} == {
         "experiment": "fig3_entropy", "scale": "cpu", "igrpo.parent_key": "experiment:fig3_entropy:cpu"}
-    assert {r.info.run_name for r in children} == {f"{v}-grpo-binary-s{s}" for v in ("grpo", "igrpo") for s in (0, 1)}
+    arms = (("grpo", ""), ("grpo", "-b4"), ("igrpo", ""))  # GRPO, GRPO-4, iGRPO
+    names = {f"{v}-grpo-binary-s{s}{suffix}" for v, suffix in arms for s in (0, 1)}
+    assert {r.info.run_name for r in children} == names
     client = MlflowClient(uri)
     for r in children:
         tags = r.data.tags
         assert tags["mlflow.parentRunId"] == parent.info.run_id
         assert tags["scale"] == "cpu" and tags["group"] == "tiny"
-        assert tags["arm"] == {"grpo": "GRPO", "igrpo": "iGRPO"}[tags["variant"]]
+        half = r.info.run_name.endswith("-b4")  # GRPO-4: rollout_budget=4
+        assert tags["arm"] == ("GRPO-4" if half else {"grpo": "GRPO", "igrpo": "iGRPO"}[tags["variant"]])
         assert [m.step for m in client.get_metric_history(r.info.run_id, "train/entropy")] == [1, 2, 3]
 
 
