@@ -84,7 +84,7 @@ def test_warmstart_seed_zero_keeps_the_default_cache_key_and_another_seed_moves_
 
     cfg = compose_config()
     spec = tiny_build_spec(cfg.model, cfg.task)
-    assert "warmstart_seed" not in spec["model"] and spec["model"]["warmstart_formats"] == list(FORMATS)
+    assert "warmstart_seed" not in spec["model"] and spec["model"]["warmstart_formats"] == ["refine"]
     other = compose_config("model.warmstart_seed=1")
     assert cache_key(tiny_build_spec(other.model, other.task)) != cache_key(spec)
 
@@ -104,3 +104,20 @@ def test_one_draft_cap_for_the_warm_start_and_the_variant(overrides, message):
         validate(compose_config(*overrides), machine=False)
     validate(compose_config("variant=igrpo", "variant.max_draft_tokens=64", "model.warmstart_max_draft_tokens=64"),
              machine=False)
+
+
+def test_one_format_draws_what_the_refine_only_recipe_always_drew():
+    """A refine-only build consumes the RNG exactly as before formats existed (one draw per batch's kind), so the
+    default base is the same model."""
+    a, b = random.Random(4), random.Random(4)
+    for _ in range(500):
+        assert batch_format(a, 0.5, ["refine"]) == ("refine" if b.random() < 0.5 else "plain")
+    assert a.random() == b.random()
+
+
+def test_table1_cpu_scale_shares_the_all_format_base():
+    from experiments.plan import plan_runs
+    from experiments.spec import load_spec
+
+    runs = plan_runs(load_spec("table1"), "cpu", None, [])
+    assert runs and all("model.warmstart_formats=[refine,critique,verify]" in r.overrides for r in runs)

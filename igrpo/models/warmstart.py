@@ -95,7 +95,8 @@ def make_example(problem: Problem, prompt_template: str, refine_template: str, r
 def batch_format(rng: random.Random, format_fraction: float, formats: list[str]) -> str:
     """The format of the next batch: an auxiliary one (equally likely) with probability ``format_fraction``."""
     if formats and rng.random() < format_fraction:
-        return formats[rng.randrange(len(formats))]
+        # one format draws nothing more: a refine-only build is the same stream as before formats existed
+        return formats[0] if len(formats) == 1 else formats[rng.randrange(len(formats))]
     return "plain"
 
 
