@@ -21,7 +21,7 @@ import pandas as pd
 
 from analysis import bootstrap
 from analysis.stats import Cell, t_interval
-from analysis.tables import run_suites
+from analysis.tables import final_scores, run_suites
 from experiments.spec import Arm, Group, Spec, group_arms
 
 CONDITIONS = {
@@ -98,22 +98,10 @@ def build(cells: list[RegimeCell], per_seed: pd.DataFrame, matched: dict, seeds:
     """One row per (cell, comparison): Δ Avg (fractions) with its seed t-interval and paired bootstrap interval.
     ``per_seed``: the main table's per-seed frame (group, method, seed, Avg); ``matched``: (group, arm, seed) ->
     run row, for the per-problem scores."""
-    from analysis.load import per_problem
-
     loaded: dict = {}
 
     def scores(group: str, arm: str):
-        per = {}
-        for seed in seeds:
-            run = matched[(group, arm, seed)]
-            steps = run.get("params.train.steps")
-            if client is None or steps is None or pd.isna(steps):
-                continue
-            if run["run_id"] not in loaded:
-                loaded[run["run_id"]] = per_problem(client, run["run_id"], int(steps))
-            if loaded[run["run_id"]] is not None:
-                per[seed] = loaded[run["run_id"]]
-        return bootstrap.from_runs(arm, per) if per else None
+        return final_scores(client, matched, seeds, group, arm, loaded)
 
     rows = []
     for c in cells:

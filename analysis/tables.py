@@ -169,6 +169,22 @@ def build_table(spec: Spec, scale: str, matched: dict, seeds: list[int], client)
     return PaperTable(spec.title, caption, suites, labels, layout.baseline, layout.percent, rows, per_seed)
 
 
+
+def final_scores(client, matched: dict, seeds, group: str, arm: str, loaded: dict) -> bootstrap.MethodScores | None:
+    """One arm's per-problem scores at the end of training, per seed (the runs' ``eval/per_problem_step<N>.json``);
+    None when no seed's run has them. ``loaded``: run id -> scores, a cache shared by the caller's lookups."""
+    per_seed = {}
+    for seed in seeds:
+        run = matched[(group, arm, seed)]
+        steps = run.get("params.train.steps")
+        if client is None or steps is None or pd.isna(steps):
+            continue
+        if run["run_id"] not in loaded:
+            loaded[run["run_id"]] = per_problem(client, run["run_id"], int(steps))
+        if loaded[run["run_id"]] is not None:
+            per_seed[seed] = loaded[run["run_id"]]
+    return bootstrap.from_runs(arm, per_seed) if per_seed else None
+
 def _bootstraps(spec: Spec, scale: str, matched: dict, seeds: list[int], suites: list[str], client
                 ) -> tuple[dict, list[str]]:
     """(group, arm) -> paired bootstrap Interval of its Δ Avg vs the baseline, from the final evaluation's logged
@@ -181,17 +197,7 @@ def _bootstraps(spec: Spec, scale: str, matched: dict, seeds: list[int], suites:
     out, why_not, loaded = {}, [], {}
 
     def scores_of(group: str, arm: str) -> bootstrap.MethodScores | None:
-        per_seed = {}
-        for seed in seeds:
-            run = matched[(group, arm, seed)]
-            steps = run.get("params.train.steps")
-            if client is None or steps is None or pd.isna(steps):
-                continue
-            if run["run_id"] not in loaded:
-                loaded[run["run_id"]] = per_problem(client, run["run_id"], int(steps))
-            if loaded[run["run_id"]] is not None:
-                per_seed[seed] = loaded[run["run_id"]]
-        return bootstrap.from_runs(arm, per_seed) if per_seed else None
+        return final_scores(client, matched, seeds, group, arm, loaded)
 
     for group in sc.groups:
         arms = [a.label for a in group_arms(spec, group) if a.label != layout.baseline]

@@ -121,7 +121,7 @@ def test_missing_runs_are_named_and_nothing_is_written(tiny_runs_report, capsys,
     assert "GRPO seed 2" in err and "GRPO-4 seed 2" in err and "iGRPO seed 2" in err and "seed 1" not in err
     assert not (tmp_path / "x").exists()
     assert report_main(["table1", "--tracking-uri", uri, "--out", str(tmp_path / "y")]) == 2
-    assert "missing 12 of 12" in capsys.readouterr().err  # table1: 4 methods x 3 seeds
+    assert "missing 15 of 15" in capsys.readouterr().err  # table1: 4 methods + GRPO-4, x 3 seeds
     assert not (tmp_path / "y").exists()
 
 

@@ -297,29 +297,31 @@ def test_table1_through_joblib_two_at_once_one_parent_then_nothing_then_report(t
     first = _experiments_cli(args, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in first.stdout + first.stderr
-    assert "4 launched, 0 skipped" in first.stdout  # GRPO, Self-Verification, Critique-GRPO, iGRPO
+    assert "5 launched, 0 skipped" in first.stdout  # GRPO, Self-Verification, Critique-GRPO, iGRPO, GRPO-4
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents, children = _experiment_runs(uri, "table1")
-    assert len(parents) == 1 and len(children) == 4
+    assert len(parents) == 1 and len(children) == 5
     assert {r.info.status for r in parents + children} == {"FINISHED"}
-    assert {r.data.tags["arm"] for r in children} == {"GRPO", "Self-Verification", "Critique-GRPO", "iGRPO"}
+    assert {r.data.tags["arm"] for r in children} == {"GRPO", "Self-Verification", "Critique-GRPO", "iGRPO",
+                                                       "GRPO-4"}
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert {k: parents[0].data.tags.get(k) for k in ("phase", "experiment", "scale")} == {
         "phase": "experiment", "experiment": "table1", "scale": "cpu"}
 
     second = _experiments_cli(args, tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert second.stdout.count("skip ") == 4 and "nothing to launch" in second.stdout
+    assert second.stdout.count("skip ") == 5 and "nothing to launch" in second.stdout
     assert "multirun:" not in second.stdout and "Joblib" not in second.stdout + second.stderr
     parents_again, children_again = _experiment_runs(uri, "table1")
-    assert len(parents_again) == 1 and len(children_again) == 4
+    assert len(parents_again) == 1 and len(children_again) == 5
 
     report = _experiments_cli(["table1", "--seeds", "0"], tmp_path, module="analysis.report")
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     assert (tmp_path / "reports" / "table1" / "report.html").stat().st_size > 0
     table = (tmp_path / "reports" / "table1" / "table.md").read_text()
-    assert all(f"| {m} |" in table for m in ("base", "GRPO", "Self-Verification", "Critique-GRPO", "iGRPO")), table
+    assert all(f"| {m} |" in table for m in ("base", "GRPO", "Self-Verification", "Critique-GRPO", "iGRPO", "GRPO-4")), \
+        table
     # two jobs at once: each took its share of the 2 cores (igrpo.threads: 2 cores // n_jobs=2), also the second
     # job in a reused worker process. Whether their MLflow runs overlap in time depends on process start-up, so it
     # is not asserted.
-    assert [r.data.tags.get("torch_threads") for r in children] == ["1"] * 4
+    assert [r.data.tags.get("torch_threads") for r in children] == ["1"] * 5

@@ -73,7 +73,7 @@ def test_table1_runs_all_four_methods_at_cpu_scale_and_the_baselines_on_two_pape
     spec = load_spec("table1")
     cpu = plan_runs(spec, "cpu")
     assert {(p.arm.label, p.seed) for p in cpu} == {(a, s) for a in ("GRPO", "Self-Verification", "Critique-GRPO",
-                                                                      "iGRPO") for s in (0, 1, 2)}
+                                                                      "iGRPO", "GRPO-4") for s in (0, 1, 2)}
     paper = {(p.group.label, p.arm.label) for p in plan_runs(spec, "paper")}
     baselines = {g for g, a in paper if a in ("Self-Verification", "Critique-GRPO")}
     assert baselines == {"Nemotron-H-8B-Base-8K", "DeepSeek-R1-Distill-Qwen-7B"}
