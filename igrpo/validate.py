@@ -16,7 +16,7 @@ from igrpo.eval.checks import check_eval_job
 from igrpo.evaluate import VERIFIERS as EVAL_VERIFIERS
 from igrpo.evaluate import eval_metric_names
 from igrpo.rewards import REWARDS, VERIFIERS
-from igrpo.tasks.arith import LEVELS
+from igrpo.tasks.arith import LEVELS, check_level_fits
 from igrpo.tasks.registry import TASKS
 from igrpo.tasks.sources import SourceSpec, check_spec
 from igrpo.value_checks import (
@@ -180,6 +180,11 @@ def _validate_task(cfg) -> None:
             _choice("task level", level, LEVELS)
         _positive("task.train_size", t.train_size)
         _positive("task.eval_size", t.eval_size)
+        if "warmstart_formats" in cfg.model:  # the tiny model: one character per token, so lengths are exact
+            # the longest worked solution of every level (+ its end token) must fit the completion caps
+            check_level_fits([*t.train_levels, *t.eval_suites], t.first_digits, t.step_digits,
+                             {"generation.max_completion_length": cfg.generation.max_completion_length,
+                              "eval.max_new_tokens": cfg.eval.max_new_tokens})
     else:
         check_spec(SourceSpec.from_cfg(t, "task"))
         if t.max_train_size is not None:

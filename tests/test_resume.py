@@ -31,7 +31,7 @@ STEP_KEYS = ("train/loss", "train/reward", "train/entropy", "train/entropy_coef"
 def _args(tmp, model_cache) -> list[str]:
     tiny = [o for o in tiny_overrides(model_cache) if o != "quiet=true"]
     return ["variant=igrpo", *tiny, f"train.steps={STEPS}", "train.save_every=2", "quiet=false",
-            "generation.max_completion_length=12", "eval.max_new_tokens=12", "reward.verifier=exact",
+            "generation.max_completion_length=48", "eval.max_new_tokens=48", "reward.verifier=exact",
             "eval.verifier=exact",
             f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", f"train.checkpoint_root={tmp / 'ckpt'}"]
 

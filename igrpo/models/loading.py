@@ -23,14 +23,14 @@ from omegaconf import ListConfig
 from igrpo.baselines.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
 from igrpo.baselines.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.drafts import resolve_template
-from igrpo.tasks.arith import build_arith_task
+from igrpo.tasks.arith import build_arith_task, max_solution_chars
 
 BUILD_FORMAT_VERSION = 1  # bump when the build procedure changes, to invalidate old caches
 BUILD_INFO_FILE = "igrpo_build.json"
 # The base model never depends on the variant (GRPO and iGRPO must start from the same weights), so
 # its draft-conditioned examples always use the tiny template and the model's own draft cap.
 WARMSTART_TEMPLATE = "tiny"
-DEV_MAX_NEW_TOKENS = 64  # longer than any worked solution of the embedded task
+DEV_MAX_NEW_TOKENS = 64  # at least; longer levels (harder, hardest) get their longest worked solution + end token
 
 
 @dataclass
@@ -123,7 +123,7 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
                         corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=seed,
                         first_check=model_cfg.warmstart_first_check,
                         max_draft_chars=model_cfg.warmstart_max_draft_tokens, draft_truncation="tail",
-                        formats=tuple(model_cfg.warmstart_formats), max_new_tokens=DEV_MAX_NEW_TOKENS,
+                        formats=tuple(model_cfg.warmstart_formats), max_new_tokens=_dev_max_new_tokens(task_cfg),
                         progress=progress)
     info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
@@ -132,6 +132,13 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
     saved = {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")}
     save_build(target, model, tokenizer, spec, saved)
     return info
+
+
+def _dev_max_new_tokens(task_cfg) -> int:
+    """The warm start's dev check generates up to the longest worked solution of its levels (+ the end token)."""
+    longest = max(max_solution_chars(level, task_cfg.first_digits, task_cfg.step_digits)
+                  for level in [*task_cfg.train_levels, *task_cfg.eval_suites])
+    return max(DEV_MAX_NEW_TOKENS, longest + 1)
 
 
 @contextmanager
