@@ -17,6 +17,8 @@ import tempfile
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from igrpo.tracking.names import EVAL_JOB_SAMPLES, PER_PROBLEM_ARTIFACT
+
 
 def client_for(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri)
@@ -80,8 +82,6 @@ def values_at_step(client: MlflowClient, run_id: str, keys: list[str], step: int
     return out
 
 
-PER_PROBLEM_ARTIFACT = "eval/per_problem_step{step}.json"  # as igrpo.eval.suites.PER_PROBLEM_ARTIFACT writes it
-EVAL_JOB_SAMPLES = "eval_job/samples_step{step}.json"  # the eval job's per-sample table (eval.mode=job)
 
 
 def per_problem(client: MlflowClient, run_id: str, step: int) -> dict | None:

@@ -31,7 +31,7 @@ def pin_stop_tokens(model, tokenizer) -> list[int]:
 
 
 @torch.no_grad()
-def generate_texts(
+def generate_ids(
     model,
     tokenizer,
     prompts: list[str],
@@ -41,16 +41,18 @@ def generate_texts(
     top_p: float = 1.0,
     num_return_sequences: int = 1,
     batch_size: int = 256,
-) -> list[str]:
-    """Completions for each prompt, ``num_return_sequences`` per prompt, in prompt order (prompt-major).
-    Decoding stops at any of ``stop_token_ids`` (the same tokens as training); special tokens are stripped."""
+) -> list[list[int]]:
+    """Completions for each prompt as token ids, ``num_return_sequences`` per prompt, in prompt order
+    (prompt-major). Decoding stops at any of ``stop_token_ids`` (the same tokens as training); special tokens
+    (padding, the stop token) are removed."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
     per_call = max(1, batch_size // num_return_sequences)
     stops = stop_token_ids(model, tokenizer)
-    outputs: list[str] = []
+    special = set(tokenizer.all_special_ids)
+    outputs: list[list[int]] = []
     sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else {"do_sample": False}
     try:
         for start in range(0, len(prompts), per_call):
@@ -65,9 +67,26 @@ def generate_texts(
                 top_k=None,
                 **sampling,
             )
-            completions = out[:, enc["input_ids"].shape[1] :]
-            outputs.extend(tokenizer.batch_decode(completions, skip_special_tokens=True))
+            completions = out[:, enc["input_ids"].shape[1] :].tolist()
+            outputs.extend([t for t in ids if t not in special] for ids in completions)
     finally:
         if was_training:
             model.train()
     return outputs
+
+
+def generate_texts(
+    model,
+    tokenizer,
+    prompts: list[str],
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    num_return_sequences: int = 1,
+    batch_size: int = 256,
+) -> list[str]:
+    """``generate_ids`` decoded: completions as text, special tokens stripped."""
+    ids = generate_ids(model, tokenizer, prompts, max_new_tokens, do_sample, temperature, top_p,
+                       num_return_sequences, batch_size)
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)

@@ -28,6 +28,7 @@ from igrpo.errors import ConfigError
 from igrpo.eval.backends import HFBackend, VLLMBackend
 from igrpo.eval.store import SampleStore
 from igrpo.eval.suites import EvalOutcome, per_sample_table, plan_chunks, run_chunks, sample_rows
+from igrpo.tracking.names import EVAL_JOB_SAMPLES
 
 # eval fields that say where and how to run, not what the numbers are: left out of the store key
 BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step", "refine")
@@ -97,7 +98,7 @@ def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None,
 def _log_outcome(log, outcome: EvalOutcome, step: int, seconds: float) -> None:
     log.metrics({**outcome.metrics, "eval_job/reused_problems": outcome.reused,
                  "eval_job/generated_problems": outcome.generated, "eval_job/seconds": seconds}, step=step)
-    log.table(per_sample_table(outcome.records), f"eval_job/samples_step{step}.json")
+    log.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=step))
 
 
 def evaluate_saved_model(cfg, trainer, task, output_dir: Path, mlrun) -> tuple[dict, list[dict]]:
@@ -110,7 +111,7 @@ def evaluate_saved_model(cfg, trainer, task, output_dir: Path, mlrun) -> tuple[d
                                  sharded=False)
     mlrun.metrics({"eval_job/reused_problems": outcome.reused, "eval_job/generated_problems": outcome.generated,
                    "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
-    mlrun.table(per_sample_table(outcome.records), f"eval_job/samples_step{cfg.train.steps}.json")
+    mlrun.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=cfg.train.steps))
     return outcome.metrics, sample_rows(outcome.records, task)
 
 

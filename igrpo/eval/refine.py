@@ -36,7 +36,7 @@ from igrpo.answers import extract_final_answer
 from igrpo.drafts import condition_on_drafts
 from igrpo.eval.backends import HFBackend
 from igrpo.eval.suites import answer_grader, avg_key, suite_samples
-from igrpo.generation import stop_token_ids
+from igrpo.generation import generate_ids
 from igrpo.metrics import add_counts, avg_at_k, refine_counts, refine_rates
 from igrpo.rewards import build_reward_funcs, combine_scores
 
@@ -75,32 +75,14 @@ def _forked_devices() -> list[int]:
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
 
 
-@torch.no_grad()
 def sample_draft_ids(model, tokenizer, prompts: list[str], n: int, eval_cfg, seed: int) -> list[list[int]]:
     """``n`` sampled completions per prompt (prompt-major) as token ids with special tokens removed, the form the
     trainer's Stage 1 hands to draft selection; stops at the training stop tokens (``igrpo.generation``)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
-    special = set(tokenizer.all_special_ids)
-    per_call = max(1, int(eval_cfg.batch_size) // n)
-    out: list[list[int]] = []
-    try:
-        with torch.random.fork_rng(devices=_forked_devices()):
-            torch.manual_seed(seed)
-            for start in range(0, len(prompts), per_call):
-                enc = tokenizer(prompts[start:start + per_call], return_tensors="pt", padding=True).to(device)
-                generated = model.generate(**enc, max_new_tokens=int(eval_cfg.max_new_tokens), do_sample=True,
-                                           temperature=float(eval_cfg.temperature), top_p=float(eval_cfg.top_p),
-                                           top_k=None, num_return_sequences=n, pad_token_id=tokenizer.pad_token_id,
-                                           eos_token_id=stop_token_ids(model, tokenizer))
-                completions = generated[:, enc["input_ids"].shape[1]:].tolist()
-                out.extend([t for t in ids if t not in special] for ids in completions)
-    finally:
-        if was_training:
-            model.train()
-    return out
+    with torch.random.fork_rng(devices=_forked_devices()):
+        torch.manual_seed(seed)
+        return generate_ids(model, tokenizer, prompts, int(eval_cfg.max_new_tokens), do_sample=True,
+                            temperature=float(eval_cfg.temperature), top_p=float(eval_cfg.top_p),
+                            num_return_sequences=n, batch_size=int(eval_cfg.batch_size))
 
 
 def _reward_rows(problems, prompts: list[str], n: int) -> dict[str, list]:

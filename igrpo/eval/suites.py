@@ -35,6 +35,7 @@ from igrpo.answers import answers_match, extract_final_answer
 from igrpo.eval.checks import EVAL_MODES  # noqa: F401  (re-exported)
 from igrpo.metrics import avg_at_k
 from igrpo.tasks.base import TaskData
+from igrpo.tracking.names import PER_PROBLEM_ARTIFACT
 
 MEAN_AVG_KEY = "avg_at_k"  # eval/mean/avg_at_k: mean of each suite's avg@k (the paper's Avg column)
 VERIFIERS = ("math_verify", "exact")
@@ -184,7 +185,6 @@ def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | 
     return outcome
 
 
-PER_PROBLEM_ARTIFACT = "eval/per_problem_step{step}.json"  # read by analysis.load (paired bootstrap CIs)
 
 
 def per_problem_scores(records: dict[str, list[dict]]) -> dict:

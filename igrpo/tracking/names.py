@@ -22,6 +22,10 @@ PARENT_RUN_FILE = ".mlflow_parent_run"  # in a multirun's sweep dir: the parent 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 BUILDS_EXPERIMENT = "igrpo-builds"  # base-model and judge builds, kept out of the training runs' experiment
+# Run artifacts analysis reads back: every evaluation's per-problem scores (the paired bootstrap's input), and the
+# eval job's per-sample table
+PER_PROBLEM_ARTIFACT = "eval/per_problem_step{step}.json"
+EVAL_JOB_SAMPLES = "eval_job/samples_step{step}.json"
 
 # Run tags.
 TAG_PHASE = "phase"
