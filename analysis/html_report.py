@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import entropy_points as points
 from analysis.render import frame_html, summary_frame, table_html
 
 _CSS = """
@@ -31,8 +32,9 @@ def _img(png: Path, alt: str) -> str:
 
 
 def render(spec, scale, seeds, table, summary, figures: list[tuple[str, Path, str]], skipped_figures: list[str],
-           reference, runs: pd.DataFrame) -> str:
-    """``figures``: (name, png path, caption); ``reference``: an analysis.paper_reference.Reference or None."""
+           reference, runs: pd.DataFrame, entropy_points: list | None = None) -> str:
+    """``figures``: (name, png path, caption); ``reference``: an analysis.paper_reference.Reference or None;
+    ``entropy_points``: rows of ``analysis.entropy_points.build`` (a section of their own) or None."""
     e = html.escape
     sc = spec.scale(scale)
     parts = [
@@ -52,6 +54,9 @@ def render(spec, scale, seeds, table, summary, figures: list[tuple[str, Path, st
         parts.append(f'<figure id="fig-{e(name)}">{_img(png, name)}<figcaption>{e(caption)}</figcaption></figure>')
     if skipped_figures:
         parts.append(f'<p class="note">Not drawn (no run logged their metrics): {e(", ".join(skipped_figures))}.</p>')
+    if entropy_points is not None:
+        parts += ['<h2 id="entropy-points">Policy entropy at 10%, 30% and 100% of training</h2>',
+                  f'<p class="note">{e(points.CAPTION)}</p>', frame_html(points.frame(entropy_points))]
     if reference is not None:
         parts += ['<div class="reference">', f"<h2>{e(reference.title)}</h2>",
                   '<p class="note">Numbers reported in the paper, for orientation only: different models, data and '

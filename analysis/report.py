@@ -10,7 +10,9 @@ eval problems and seeds from the runs' logged per-problem scores, ``analysis.boo
 (final logged training metrics), ``figures/<name>.png|svg``, ``paper_reference.md`` (the paper's own
 numbers, labelled and separate) when the spec has one, ``runs.csv`` and one self-contained
 ``report.html``; for a spec whose arms form regime cells (``analysis.regime``: iGRPO vs GRPO at its budget and at
-its trained count), also ``regime.md|csv`` and ``figures/regime_heatmap.png|svg``. Re-running gives byte-identical
+its trained count), also ``regime.md|csv`` and ``figures/regime_heatmap.png|svg``; for a spec that draws the
+``entropy`` figure, also ``entropy_points.md|csv`` (``analysis.entropy_points``: entropy at 10/30/100% of training,
+each a mean over a 5%-of-training window). Re-running gives byte-identical
 files. If any planned run is missing, it prints one line
 naming them and exits 2 without writing anything.
 """
@@ -104,11 +106,33 @@ def build(spec: Spec, scale: str, seeds: list[int], client, out: Path) -> list[P
             keys = ", ".join(m for m, _, _ in figs.FIGURES[name].series)
             drawn.append((name, paths[0], f"{figs.FIGURES[name].title} ({keys})"))
     texts.update(_regime(spec, scale, matched, seeds, client, table, out, drawn))
+    points = _entropy_points(spec, matched, hist, meta)
+    texts.update(_entropy_texts(points))
     texts["report.html"] = render_html(spec, scale, seeds, table, summary, drawn, skipped, reference,
-                                       runs)
+                                       runs, points)
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
     return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def _entropy_points(spec: Spec, matched: dict, hist: pd.DataFrame, meta: pd.DataFrame) -> list | None:
+    """Entropy at 10/30/100% of each run's train.steps (``analysis.entropy_points``) when the spec draws the
+    ``entropy`` figure; None otherwise."""
+    from analysis import entropy_points
+
+    if entropy_points.FIGURE not in spec.figures:
+        return None
+    steps = [matched[(g, a, s)].get("params.train.steps") for g, a, s in meta[["group", "arm", "seed"]].itertuples(
+        index=False)]
+    return entropy_points.build(entropy_points.from_long(hist, meta.assign(steps=steps)))
+
+
+def _entropy_texts(points: list | None) -> dict:
+    from analysis import entropy_points
+
+    if points is None:
+        return {}
+    return {"entropy_points.md": entropy_points.markdown(points), "entropy_points.csv": entropy_points.csv(points)}
 
 
 def _regime(spec: Spec, scale: str, matched: dict, seeds: list[int], client, table, out: Path, drawn: list) -> dict:
