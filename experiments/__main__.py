@@ -1,7 +1,8 @@
 """``python -m experiments``: list the specs, or run one at a scale as a Hydra multirun (resumably).
 
     python -m experiments list
-    python -m experiments run table1 --scale cpu [--seeds 0,1,2] [--dry-run] [--tracking-uri URI] [-- overrides]
+    python -m experiments run table1 --scale cpu [--seeds 0,1,2] [--groups G1,G2] [--dry-run] [--tracking-uri URI]
+                                                 [-- overrides]
 
 Overrides after ``--``: ``hydra/...`` and ``hydra.*`` choose the launcher and its settings (e.g.
 ``hydra/launcher=local_parallel hydra.launcher.n_jobs=2``, ``hydra/launcher=slurm hydra.launcher.partition=gpu``)
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("experiment")
     r.add_argument("--scale", default="cpu", help=f"one of: {', '.join(SCALES)} (default cpu)")
     r.add_argument("--seeds", default=None, help="comma-separated seeds (default: the spec's)")
+    r.add_argument("--groups", default=None, help="comma-separated group suffixes or labels to run (default: all), "
+                                                  "e.g. a cell whose base is still building can run later")
     r.add_argument("--dry-run", action="store_true", help="write the plan and print the multirun command, run nothing")
     r.add_argument("--tracking-uri", default=None, help="MLflow store (default: MLFLOW_TRACKING_URI, "
                                                         "else sqlite:///<cwd>/mlflow.db)")
@@ -67,7 +70,7 @@ def _run(args, extra: list[str]) -> int:
     quiet_third_party_logs()
     from experiments import execute
 
-    runs = plan_runs(spec, args.scale, seeds, run_level)
+    runs = select_groups(plan_runs(spec, args.scale, seeds, run_level), args.groups)
     local = execute.launcher_is_local(hydra_level)
     sweep_root = Path(args.out).resolve() / spec.name / args.scale
     configs = execute.compose_runs(runs, sweep_root, check_values=local and not args.dry_run, extra=tracking)
@@ -101,6 +104,19 @@ def _run(args, extra: list[str]) -> int:
     print(f"report: {report}")
     print(f"view:   mlflow ui --backend-store-uri {uri} --workers 1")
     return 0
+
+
+def select_groups(runs: list, groups: str | None) -> list:
+    """The planned runs of the named groups (suffix or label, comma-separated); None keeps every run."""
+    if groups is None:
+        return runs
+    known = {name: None for r in runs for name in (r.group.suffix, r.group.label) if name}
+    wanted = [g.strip() for g in groups.split(",") if g.strip()]
+    for name in wanted:
+        if name not in known:
+            raise SpecError(f"--groups entry {name!r} is not a group of this spec and scale; choose from: "
+                            f"{', '.join(known)}")
+    return [r for r in runs if r.group.suffix in wanted or r.group.label in wanted]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from igrpo.eval.checks import check_eval_job
 from igrpo.evaluate import VERIFIERS as EVAL_VERIFIERS
 from igrpo.evaluate import eval_metric_names
 from igrpo.rewards import REWARDS, VERIFIERS
-from igrpo.tasks.arith import LEVELS, check_level_fits
+from igrpo.tasks.arith import LEVELS, WARMSTART_HOLDOUT, check_level_fits
 from igrpo.tasks.registry import TASKS
 from igrpo.tasks.sources import SourceSpec, check_spec
 from igrpo.value_checks import (
@@ -231,6 +231,18 @@ def _validate_model(cfg, machine: bool) -> None:
         for name in ("warmstart_format_fraction", "warmstart_corrupt_fraction"):
             if not 0.0 <= m[name] <= 1.0:
                 raise ConfigError(f"model.{name}={m[name]} is not valid; it must be in [0, 1]")
+        for level in m.warmstart_levels:
+            if level not in LEVELS:
+                raise choice_error("model.warmstart_levels entry", level, LEVELS)
+        if not m.warmstart_levels:
+            raise ConfigError("model.warmstart_levels=[] is not valid; give at least one of "
+                              f"{', '.join(LEVELS)}")
+        if m.warmstart_max_draft_tokens is not None:
+            _positive("model.warmstart_max_draft_tokens", m.warmstart_max_draft_tokens)
+        if cfg.task.name == "arith" and cfg.task.eval_size > WARMSTART_HOLDOUT:
+            raise ConfigError(f"task.eval_size={cfg.task.eval_size} is not valid with the tiny model: the warm start "
+                              f"holds out only the first {WARMSTART_HOLDOUT} eval problems of each level; "
+                              f"use task.eval_size<={WARMSTART_HOLDOUT}")
         if not 0 <= m.warmstart_seed < 2**32:
             raise ConfigError(f"model.warmstart_seed={m.warmstart_seed} is not valid; it must be in [0, 2**32)")
         _check_draft_caps(cfg)
@@ -242,11 +254,19 @@ def _validate_model(cfg, machine: bool) -> None:
 
 
 def _check_draft_caps(cfg) -> None:
-    """The tiny base is warm-started on drafts cut to ``model.warmstart_max_draft_tokens`` characters: the variant's
-    own cap must be that one, or its Stage-2 prompts are out of the distribution the base knows."""
+    """The tiny base is warm-started on drafts cut to ``model.warmstart_max_draft_tokens`` characters (null: whole
+    drafts): the variant's own cap must be that one (with null: one that cuts nothing, i.e. at least the completion
+    cap), or its Stage-2 prompts are out of the distribution the base knows."""
     cap, v = cfg.model.warmstart_max_draft_tokens, cfg.variant
     field = {"igrpo": "max_draft_tokens", "critique_grpo": "max_solution_tokens"}.get(v.name)
-    if field is not None and v[field] != cap:
+    if field is None:
+        return
+    longest = cfg.generation.max_completion_length
+    if cap is None and v[field] < longest:
+        raise ConfigError(f"variant.{field}={v[field]} cuts drafts the tiny base was warm-started on whole "
+                          f"(model.warmstart_max_draft_tokens=null); set variant.{field}>={longest} (the completion "
+                          f"cap), or cut both: variant.{field}={v[field]} model.warmstart_max_draft_tokens={v[field]}")
+    if cap is not None and v[field] != cap:
         raise ConfigError(f"variant.{field}={v[field]} differs from model.warmstart_max_draft_tokens={cap}, the draft "
                           f"cap the tiny base is warm-started with; set both to the same value "
                           f"(variant.{field}={v[field]} model.warmstart_max_draft_tokens={v[field]})")

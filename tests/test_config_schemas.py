@@ -86,8 +86,8 @@ def test_changing_an_igrpo_default_leaves_grpo_hashes_unchanged(tmp_path):
     shutil.copytree(CONF, conf)
     igrpo_yaml = conf / "variant" / "igrpo.yaml"
     text = igrpo_yaml.read_text()
-    assert "max_draft_tokens: 16" in text
-    igrpo_yaml.write_text(text.replace("max_draft_tokens: 16", "max_draft_tokens: 17"))
+    assert "draft_truncation: tail" in text
+    igrpo_yaml.write_text(text.replace("draft_truncation: tail", "draft_truncation: head"))
     for arm in (["variant=grpo"], ["variant=grpo", "algo=dapo", "seed=3"], ["variant=grpo", "reward=judge"]):
         assert config_hash(_compose(*arm)) == config_hash(_compose(*arm, conf=conf)), arm
     assert config_hash(_compose("variant=igrpo")) != config_hash(_compose("variant=igrpo", conf=conf))

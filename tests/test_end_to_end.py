@@ -63,9 +63,11 @@ def test_refinements_are_conditioned_on_the_best_draft(igrpo_run, tmp_path):
             selected = [r for r in group if r["selected"]]
             assert len(selected) == 1
             assert selected[0]["reward"] == max(r["reward"] for r in group)
-            kept = selected[0]["completion"][-cfg.variant.max_draft_tokens :]  # tail-truncated (1 char = 1 token)
+            # issue #14 acceptance 1: the default cap cuts nothing, so the selected draft is in the prompt whole
+            assert cfg.variant.max_draft_tokens >= cfg.generation.max_completion_length
+            whole = selected[0]["completion"]
             for ref in (r for r in refinements if r["prompt_id"] == pid):
-                assert kept in ref["prompt"]
+                assert whole in ref["prompt"]
                 assert ref["prompt"] != group[0]["prompt"]  # the plain prompt was rewritten
 
 

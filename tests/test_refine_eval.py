@@ -70,7 +70,7 @@ def test_metrics_reproducible_and_training_rng_untouched(setup):
 
 
 def test_stage2_prompt_is_built_as_in_training(setup):
-    """Best draft by the training reward, tail-cut to variant.max_draft_tokens, in the tiny template: the rule
+    """Best draft by the training reward, tail-cut to variant.max_draft_tokens (the default cuts nothing), in the tiny template: the rule
     the end-to-end training test checks on the rollout table."""
     from igrpo.rewards import build_reward_funcs
     from igrpo.tasks.prompts import refinement_template

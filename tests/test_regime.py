@@ -91,14 +91,13 @@ def test_tiny_large_composes_validates_and_is_5_to_10x_tiny():
 def test_regime_plan_has_every_cell_and_the_drop_rule():
     spec = load_spec("regime")
     runs = plan_runs(spec, "cpu")
-    assert len(runs) == 39 and {r.seed for r in runs} == {0, 1, 2}
+    assert len(runs) == 30 and {r.seed for r in runs} == {0, 1, 2}
     cells = regime.regime_cells(spec, "cpu")
     got = {(c.model, c.level, c.budget): (c.igrpo, c.grpo, c.grpo_half) for c in cells}
-    assert got == {("tiny", "hard", 8): ("iGRPO-8", "GRPO-8", "GRPO-4"),
-                   ("tiny", "hard", 16): ("iGRPO-16", "GRPO-16", "GRPO-8"),
-                   ("tiny", "harder", 8): ("iGRPO-8", "GRPO-8", "GRPO-4"),
-                   ("tiny", "harder", 16): ("iGRPO-16", "GRPO-16", "GRPO-8"),
-                   ("tiny_large", "hard", 8): ("iGRPO-8", "GRPO-8", "GRPO-4")}  # drop rule (1) and (2)
+    assert got == {("tiny", "easy", 8): ("iGRPO-8", "GRPO-8", "GRPO-4"),
+                   ("tiny", "easy", 16): ("iGRPO-16", "GRPO-16", "GRPO-8"),
+                   ("tiny", "hard", 8): ("iGRPO-8", "GRPO-8", "GRPO-4"),
+                   ("tiny", "hard", 16): ("iGRPO-16", "GRPO-16", "GRPO-8")}  # drop rule (3): no tiny_large
     assert "Drop rule" in spec.description
     igrpo16 = next(r for r in runs if r.arm.label == "iGRPO-16")
     assert {"rollout_budget=16", "variant.num_drafts=8", "variant=igrpo"} <= set(igrpo16.overrides)
@@ -109,7 +108,7 @@ def test_regime_plan_has_every_cell_and_the_drop_rule():
     assert regime.regime_cells(load_spec("tableS4_budget"), "cpu") == []
 
 
-@pytest.mark.parametrize("group", ["hard / tiny", "harder / tiny", "hard / tiny_large"])
+@pytest.mark.parametrize("group", ["easy / tiny", "hard / tiny"])
 def test_each_regime_group_composes_validates_and_fits_its_level(group):
     from igrpo.validate import validate
 
@@ -179,7 +178,7 @@ def regime_store(tmp_path_factory):
 def test_regime_report_table_has_t_and_paired_bootstrap_intervals(regime_store):
     out, finals, _ = regime_store
     df = pd.read_csv(out / "regime.csv")
-    assert len(df) == 10  # 5 cells x (vs GRPO, vs GRPO at iGRPO's trained count)
+    assert len(df) == 8  # 4 cells x (vs GRPO, vs GRPO at iGRPO's trained count)
     assert set(df.comparison) == {"GRPO", "GRPO-half"}
     row = df[(df.group == "hard / tiny") & (df.budget == 8) & (df.comparison == "GRPO")].iloc[0]
     paired = [finals[("hard / tiny", "iGRPO-8", s)] - finals[("hard / tiny", "GRPO-8", s)] for s in SEEDS]
@@ -188,7 +187,7 @@ def test_regime_report_table_has_t_and_paired_bootstrap_intervals(regime_store):
     assert 0.2 < row.boot_low < row.delta_avg < row.boot_high < 0.4 and row.boot_excludes_0  # true Δ: +0.30
     half = df[(df.group == "hard / tiny") & (df.budget == 16) & (df.comparison == "GRPO-half")].iloc[0]
     assert half.baseline == "GRPO-8" and half.method == "iGRPO-16"
-    null = df[(df.group == "harder / tiny") & (df.comparison == "GRPO")]
+    null = df[(df.group == "easy / tiny") & (df.comparison == "GRPO")]
     assert (null.boot_low < 0).all() and (null.boot_high > 0).all()  # identical arms: intervals cover 0
     assert not null.boot_excludes_0.any()
     text = (out / "regime.md").read_text()
@@ -209,8 +208,8 @@ def test_regime_report_has_the_heatmap_in_files_and_html(regime_store, tmp_path)
 
 def test_regime_rows_need_both_partners_in_the_group():
     spec = load_spec("regime")
-    group = spec.scale("cpu").groups[2]
-    assert group.label == "hard / tiny_large" and regime.group_axes(group) == ("tiny_large", "hard")
+    group = spec.scale("cpu").groups[1]
+    assert group.label == "hard / tiny" and regime.group_axes(group) == ("tiny", "hard")
     assert regime.arm_budget(spec.arms[3]) == ("igrpo", 8, 4)
     assert regime.arm_budget(spec.arms[0]) == ("grpo", 4, 4)
     fig3 = load_spec("fig3_entropy")

@@ -89,12 +89,43 @@ def test_warmstart_seed_zero_keeps_the_default_cache_key_and_another_seed_moves_
     assert cache_key(tiny_build_spec(other.model, other.task)) != cache_key(spec)
 
 
+def test_the_base_does_not_depend_on_the_task_levels_or_eval_size():
+    """One base per model: the warm start draws from model.warmstart_levels minus a fixed hold-out, so the task's
+    levels and eval size do not enter the cache key (the regime's levels share a base), the warm-start levels do."""
+    from igrpo.models.loading import cache_key, tiny_build_spec
+    from tests.helpers import compose_config
+
+    def key(*overrides):
+        cfg = compose_config(*overrides)
+        return cache_key(tiny_build_spec(cfg.model, cfg.task))
+
+    assert key() == key("task.train_levels=[harder]", "task.eval_suites=[harder]", "task.eval_size=400")
+    assert key() != key("model.warmstart_levels=[easy,hard]")
+    assert key() != key("experiment=answer_tail")
+
+
+def test_warm_start_pool_holds_out_every_eval_suite_up_to_the_holdout():
+    from igrpo.tasks.arith import LEVELS, WARMSTART_HOLDOUT, build_arith_task
+
+    pool = build_arith_task(["easy", "hard", "harder"], list(LEVELS), 2000, WARMSTART_HOLDOUT, 0,
+                            train_salt="warmstart").train
+    largest = build_arith_task(["easy"], list(LEVELS), 10, WARMSTART_HOLDOUT, 0).eval_suites
+    smaller = build_arith_task(["easy"], ["hard", "harder"], 10, 400, 0).eval_suites
+    assert {p.problem for p in pool}.isdisjoint(p.problem for suite in largest.values() for p in suite)
+    for level, suite in smaller.items():  # a smaller suite is a prefix of the held-out one
+        assert [p.problem for p in suite] == [p.problem for p in largest[level][:400]]
+
+
 @pytest.mark.parametrize("overrides, message", [
-    (["variant=igrpo", "variant.max_draft_tokens=64"],
+    (["variant=igrpo", "variant.max_draft_tokens=16"],
+     r"variant.max_draft_tokens=16 cuts drafts the tiny base was warm-started on whole"),
+    (["experiment=answer_tail", "variant=igrpo", "variant.max_draft_tokens=64"],
      "variant.max_draft_tokens=64 differs from model.warmstart_max_draft_tokens=16"),
-    (["variant=critique_grpo", "variant.max_solution_tokens=32"],
+    (["experiment=answer_tail", "variant=critique_grpo", "variant.max_solution_tokens=32"],
      "variant.max_solution_tokens=32 differs from model.warmstart_max_draft_tokens=16"),
     (["model.warmstart_seed=-1"], "model.warmstart_seed=-1 is not valid"),
+    (["model.warmstart_levels=[easy,medium]"], "model.warmstart_levels entry"),
+    (["task.eval_size=1001"], "task.eval_size=1001 is not valid with the tiny model"),
 ])
 def test_one_draft_cap_for_the_warm_start_and_the_variant(overrides, message):
     from igrpo.validate import validate
@@ -104,6 +135,9 @@ def test_one_draft_cap_for_the_warm_start_and_the_variant(overrides, message):
         validate(compose_config(*overrides), machine=False)
     validate(compose_config("variant=igrpo", "variant.max_draft_tokens=64", "model.warmstart_max_draft_tokens=64"),
              machine=False)
+    for variant in ("igrpo", "critique_grpo"):  # the named departure sets both caps; the default cuts nothing
+        validate(compose_config("experiment=answer_tail", f"variant={variant}"), machine=False)
+        validate(compose_config(f"variant={variant}"), machine=False)
 
 
 def test_one_format_draws_what_the_refine_only_recipe_always_drew():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from omegaconf import MISSING
 
@@ -39,7 +40,11 @@ class ModelTiny(ModelCommon):
     # the base's own seed (initial weights, warm-start batches, dev draw): vary it with the run seed to count the
     # base's variance in a seed interval (experiments' specs say when they do); 0 = the default base
     warmstart_seed: int = MISSING
-    warmstart_max_draft_tokens: int = MISSING  # drafts in warm-start prompts are cut to their last N characters
+    # drafts in warm-start prompts are cut to their last N characters; null = whole drafts (iGRPO as the paper defines it)
+    warmstart_max_draft_tokens: Optional[int] = MISSING
+    # arithmetic levels the warm start teaches (one base for every task level: a task's harder levels are harder
+    # for the same base); its dev accuracy is measured on their mix
+    warmstart_levels: list[str] = MISSING
 
 
 @dataclass

@@ -23,9 +23,12 @@ from omegaconf import ListConfig
 from igrpo.baselines.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
 from igrpo.baselines.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.drafts import resolve_template
-from igrpo.tasks.arith import build_arith_task, max_solution_chars
+from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
+from igrpo.tasks.arith import WARMSTART_HOLDOUT, build_arith_task, max_solution_chars
 
-BUILD_FORMAT_VERSION = 1  # bump when the build procedure changes, to invalidate old caches
+BUILD_FORMAT_VERSION = 2  # bump when the build procedure changes, to invalidate old caches
+# 2: the warm start draws from model.warmstart_levels (not the task's levels) and always holds out the first
+#    WARMSTART_HOLDOUT eval problems of every level, so one base serves every task level and eval size
 BUILD_INFO_FILE = "igrpo_build.json"
 # The base model never depends on the variant (GRPO and iGRPO must start from the same weights), so
 # its draft-conditioned examples always use the tiny template and the model's own draft cap.
@@ -53,7 +56,9 @@ def default_cache_root() -> Path:
 # Config keys that do not change the built weights (prompting and real-data fields included, so adding such
 # fields never invalidates existing caches); the build reads only the embedded arithmetic task's keys.
 _UNBUILT_MODEL_KEYS = ("name", "path", "cache_dir", "dtype", "chat_template", "system_prompt", "prompt_template")
-_ARITH_TASK_KEYS = ("name", "data_seed", "train_levels", "eval_suites", "eval_size", "first_digits", "step_digits")
+# The task's levels and eval size are not among them: the pool comes from model.warmstart_levels, minus a fixed
+# hold-out (WARMSTART_HOLDOUT) that covers every eval suite.
+_ARITH_TASK_KEYS = ("name", "data_seed", "first_digits", "step_digits")
 
 
 def tiny_build_spec(model_cfg, task_cfg) -> dict:
@@ -110,10 +115,11 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
     seed = int(model_cfg.get("warmstart_seed", 0))  # initial weights, warm-start batches and dev draw
     model = build_tiny_model(tokenizer, model_cfg.hidden_size, model_cfg.num_layers, model_cfg.num_heads,
                              model_cfg.intermediate_size, model_cfg.max_positions, seed=seed)
-    # The warm-start pool is drawn from the training distribution with the eval problems excluded.
-    data = build_arith_task(list(task_cfg.train_levels), list(task_cfg.eval_suites), model_cfg.warmstart_pool_size,
-                            task_cfg.eval_size, task_cfg.data_seed, task_cfg.first_digits, task_cfg.step_digits,
-                            train_salt="warmstart")
+    # The warm-start pool is drawn from the warm-start levels with every level's first WARMSTART_HOLDOUT eval
+    # problems excluded (any task.eval_size up to it, any task levels).
+    levels = list(model_cfg.warmstart_levels)
+    data = build_arith_task(levels, list(ARITH_LEVELS), model_cfg.warmstart_pool_size, WARMSTART_HOLDOUT,
+                            task_cfg.data_seed, task_cfg.first_digits, task_cfg.step_digits, train_salt="warmstart")
     rng = random.Random(seed)
     dev = rng.sample(data.train, k=min(128, len(data.train)))
     result = warm_start(model, tokenizer, data.train, dev, data.prompt_template, resolve_template(WARMSTART_TEMPLATE),
@@ -123,7 +129,8 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
                         corrupt_fraction=model_cfg.warmstart_corrupt_fraction, seed=seed,
                         first_check=model_cfg.warmstart_first_check,
                         max_draft_chars=model_cfg.warmstart_max_draft_tokens, draft_truncation="tail",
-                        formats=tuple(model_cfg.warmstart_formats), max_new_tokens=_dev_max_new_tokens(task_cfg),
+                        formats=tuple(model_cfg.warmstart_formats),
+                        max_new_tokens=_dev_max_new_tokens(levels, task_cfg),
                         progress=progress)
     info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
@@ -134,10 +141,9 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
     return info
 
 
-def _dev_max_new_tokens(task_cfg) -> int:
+def _dev_max_new_tokens(levels: list[str], task_cfg) -> int:
     """The warm start's dev check generates up to the longest worked solution of its levels (+ the end token)."""
-    longest = max(max_solution_chars(level, task_cfg.first_digits, task_cfg.step_digits)
-                  for level in [*task_cfg.train_levels, *task_cfg.eval_suites])
+    longest = max(max_solution_chars(level, task_cfg.first_digits, task_cfg.step_digits) for level in levels)
     return max(DEV_MAX_NEW_TOKENS, longest + 1)
 
 

@@ -25,6 +25,9 @@ from igrpo.tasks.base import Problem, TaskData
 # level name -> number of terms in the chain
 LEVELS: dict[str, int] = {"easy": 3, "hard": 5, "harder": 7, "hardest": 9}
 PROMPT_TEMPLATE = "Q:{problem}\nA:"
+# Eval suites are prefixes of one seeded sequence per level (build_arith_task): the tiny model's warm start holds out
+# the first WARMSTART_HOLDOUT problems of every level, so any task.eval_size up to it stays out of its pool.
+WARMSTART_HOLDOUT = 1000
 
 
 def max_solution_chars(level: str, first_digits: int = 2, step_digits: int = 1) -> int:
