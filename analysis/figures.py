@@ -94,9 +94,15 @@ def plot(name: str, hist: pd.DataFrame, meta: pd.DataFrame, arms: list[str], gro
         fig.suptitle(f"{fdef.title}\nline: mean over {'/'.join(map(str, seeds))} seed(s); band: min–max over seeds",
                      fontsize=9)
         fig.tight_layout()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-        fig.savefig(png, format="png", dpi=110, metadata=PNG_META)
-        fig.savefig(svg, format="svg", metadata=SVG_META)
-        plt.close(fig)
+        png, svg = save_figure(fig, out_dir, name)
+    return png, svg
+
+
+def save_figure(fig, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """``<out_dir>/<name>.png|svg`` without creation dates or versions (byte-identical on a rerun), then closed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
+    fig.savefig(png, format="png", dpi=110, metadata=PNG_META)
+    fig.savefig(svg, format="svg", metadata=SVG_META)
+    plt.close(fig)
     return png, svg

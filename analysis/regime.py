@@ -159,7 +159,7 @@ def heatmap(df: pd.DataFrame, out_dir: Path, title_metric: str) -> tuple[Path, P
     """Rows of panels: vs GRPO, vs GRPO-half; one panel per model; cells = level x budget, colour = ΔAvg (points),
     text = Δ ± t and the bootstrap interval; a thick border and * where the bootstrap interval excludes 0; blank
     (grey, "dropped") where the grid has no cell."""
-    from analysis.figures import PNG_META, SVG_META, _RC, plt
+    from analysis.figures import _RC, plt, save_figure
 
     models = list(dict.fromkeys(df.model))
     levels = list(dict.fromkeys(df.level))
@@ -200,9 +200,5 @@ def heatmap(df: pd.DataFrame, out_dir: Path, title_metric: str) -> tuple[Path, P
         fig.suptitle(f"ΔAvg of iGRPO ({title_metric}, single-shot) per level x budget. Row 1 vs GRPO at the same "
                      "budget; row 2 vs GRPO at iGRPO's trained count.\nText: Δ ± seed t-interval, [paired bootstrap "
                      "95% CI]; * and border: bootstrap CI excludes 0", fontsize=8)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        png, svg = out_dir / "regime_heatmap.png", out_dir / "regime_heatmap.svg"
-        fig.savefig(png, format="png", dpi=110, metadata=PNG_META)
-        fig.savefig(svg, format="svg", metadata=SVG_META)
-        plt.close(fig)
+        png, svg = save_figure(fig, out_dir, "regime_heatmap")
     return png, svg

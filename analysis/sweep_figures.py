@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from analysis.figures import PNG_META, SVG_META  # noqa: E402
+from analysis.figures import save_figure  # noqa: E402
 from analysis.html_report import _CSS, _img  # noqa: E402
 from analysis.render import frame_html  # noqa: E402
 from analysis.sweep_report import COMPLETE, FAIL, RUNNING, Study, _number, best_so_far  # noqa: E402
@@ -73,15 +73,6 @@ def axis_label(study: Study, i: int) -> str:
     return f"{study.objectives[i]} ({study.directions[i]})"
 
 
-def _save(fig, out_dir: Path, name: str) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = out_dir / f"{name}.png", out_dir / f"{name}.svg"
-    fig.savefig(png, format="png", dpi=110, metadata=PNG_META)
-    fig.savefig(svg, format="svg", metadata=SVG_META)
-    plt.close(fig)
-    return png, svg
-
-
 def history(study: Study, out_dir: Path) -> tuple[Path, Path, str]:
     """``out_dir/history.png|svg`` and its caption."""
     t = study.trials
@@ -118,7 +109,7 @@ def history(study: Study, out_dir: Path) -> tuple[Path, Path, str]:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.suptitle(f"Optimization history of study {study.ref.name} ({len(t)} trials)", fontsize=9)
         fig.tight_layout()
-        png, svg = _save(fig, out_dir, "history")
+        png, svg = save_figure(fig, out_dir, "history")
     caption = ("Each objective per trial, in trial order; the step line is the best value so far of that objective"
                + (" alone" if study.multi else "") + "; failed trials (no value) are marked x on the bottom edge.")
     return png, svg, caption
@@ -155,7 +146,7 @@ def pareto(study: Study, out_dir: Path) -> tuple[Path, Path, str]:
         fig.suptitle(f"Pareto front of study {study.ref.name}: {len(on)} of {len(done)} complete trials",
                      fontsize=9)
         fig.tight_layout()
-        png, svg = _save(fig, out_dir, "pareto")
+        png, svg = save_figure(fig, out_dir, "pareto")
     caption = ("Every complete trial; the trials no other trial beats in every objective (the Pareto front, over "
                "all objectives) in red, labelled by trial number.")
     return png, svg, caption

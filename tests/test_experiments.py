@@ -166,11 +166,23 @@ def test_cli_errors_are_one_line(capsys):
                         (["run", "table1", "--", "variant=foo"], ["variant=foo", "grpo, igrpo"]),
                         (["run", "table1", "--", "variant.num_drafts=2"], ["GRPO seed", "num_drafts"]),
                         (["run", "table1", "--", "--cfg", "job"], ["--cfg", "key=value"]),
-                        (["run", "table1", "--", "tracking.parent_key=x"], ["tracking.parent_key"])):
+                        (["run", "table1", "--", "tracking.parent_key=x"], ["tracking.parent_key"]),
+                        (["run", "regime", "--groups", "hard-tiny,nosuch"], ["'nosuch'", "easy-tiny", "hard / tiny"])):
         assert experiments_main(argv) == 2, argv
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("error: "), err
         assert all(w in err for w in words), (words, err)
+
+
+def test_groups_option_plans_only_the_named_groups(tmp_path, monkeypatch, capsys):
+    """--groups takes suffixes or labels: a group whose base is still building can be run later by itself."""
+    monkeypatch.chdir(tmp_path)
+    assert experiments_main(["run", "regime", "--groups", "hard / tiny", "--seeds", "0", "--dry-run",
+                             "--out", "out", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(Path(next(w for w in out.split() if w.startswith("hydra.sweeper.plan=")).split("=", 1)[1])
+                      .read_text())
+    assert len(plan) == 5 and all("task.train_levels=[hard]" in e["overrides"] for e in plan)
 
 
 def test_paper_scale_dry_run_prints_one_multirun_command(tmp_path, monkeypatch, capsys):
