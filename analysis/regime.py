@@ -167,7 +167,8 @@ def heatmap(df: pd.DataFrame, out_dir: Path, title_metric: str) -> tuple[Path, P
     roles = ["GRPO", "GRPO-half"]
     vmax = max(5.0, float((df.delta_avg.abs() * 100).max()) if df.delta_avg.notna().any() else 5.0)
     with plt.rc_context({**_RC, "axes.grid": False}):
-        fig, axes = plt.subplots(len(roles), len(models), figsize=(1.9 * len(budgets) * len(models) + 1.8,
+        # at least 7.5 in wide: the two-line title must fit with one model column
+        fig, axes = plt.subplots(len(roles), len(models), figsize=(max(7.5, 1.9 * len(budgets) * len(models) + 1.8),
                                                                    1.25 * len(levels) * len(roles) + 1.6),
                                  squeeze=False)
         image = None
