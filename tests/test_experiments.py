@@ -247,7 +247,7 @@ TINY_SEEDS = [0, 1]
 
 def tiny_fig3_args(uri: str, cache: Path) -> list[str]:
     return ["run", "fig3_entropy", "--scale", "cpu", "--seeds", ",".join(map(str, TINY_SEEDS)), "--tracking-uri",
-            uri, "--", *smoke_overrides(cache), "train.steps=3"]
+            uri, "--", *smoke_overrides(cache), "train.steps=3", "task.eval_size=4"]  # value overrides beat debug=smoke
 
 
 def tiny_fig3_runs(base: Path, cache: Path) -> tuple[str, str]:
@@ -305,6 +305,7 @@ def test_table1_through_joblib_two_at_once_one_parent_then_nothing_then_report(t
     """The acceptance command, with the default MLflow store (mlflow.db in the working directory). The smoke
     model is built beforehand (smoke_model_dir), so the two jobs do not both build it."""
     args = ["run", "table1", "--scale", "cpu", "--seeds", "0", "--", *smoke_overrides(model_cache),
+            "train.steps=2", "task.eval_size=4",  # the CPU scale's 150 steps / 500 problems are values: they beat debug=smoke
             "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"]
     first = _experiments_cli(args, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
