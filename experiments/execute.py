@@ -32,11 +32,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from experiments.debug_preset import CONF_DIR
 from experiments.plan import PlannedRun, override_key
 from igrpo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = ROOT / "conf"
 RUN_PY = ROOT / "run.py"
 LOCAL_LAUNCHERS = ("basic", "local_parallel", "joblib")  # hydra/launcher options that run the jobs on this machine
 

@@ -10,7 +10,9 @@ Each run lands in the MLflow experiment named after the spec, tagged ``experimen
 Overrides given after ``--`` to ``python -m experiments run`` are sorted by ``split_extras``: ``hydra/...`` and
 ``hydra.*`` ones choose the launcher and its settings, ``tracking.*`` ones the MLflow destination (neither is
 part of a run's ``config_hash``: they go onto the multirun command line), and every other one is a run-level
-override that joins each planned run's overrides (last, so it wins) and its hash.
+override that joins each planned run's overrides (last, so it wins) and its hash. With ``debug=<name>`` among them,
+the scale's overrides of the keys that preset sizes are left out (``experiments.debug_preset``), so
+``-- debug=smoke`` gives smoke-size runs of any spec.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from experiments.debug_preset import debug_choice, preset_keys, sets_key
 from experiments.spec import Arm, Group, Spec, SpecError, group_arms
 from igrpo.tracking.names import TAG_ARM, TAG_EXPERIMENT, TAG_GROUP, TAG_SCALE
 
@@ -56,6 +59,8 @@ def plan_runs(spec: Spec, scale: str, seeds: list[int] | None = None, extra: lis
     """Every run of ``spec`` at ``scale`` (group-major, then arm, then seed: the table's order)."""
     sc = spec.scale(scale)
     seeds = list(sc.seeds if seeds is None else seeds)
+    debug = debug_choice(extra)
+    sized = preset_keys(debug) if debug else frozenset()   # a debug preset sizes the run: the scale's values yield
     runs = []
     for group in sc.groups:
         for arm in group_arms(spec, group):
@@ -64,8 +69,9 @@ def plan_runs(spec: Spec, scale: str, seeds: list[int] | None = None, extra: lis
                 tags = {TAG_EXPERIMENT: spec.name, TAG_SCALE: scale, TAG_GROUP: group.label, TAG_ARM: arm.label}
                 chosen = _choices([*sc.overrides, *group.overrides, *arm.overrides, *extra])
                 when = [o for condition, values in sc.when.items() if condition in chosen for o in values]
+                scale_overrides = [o for o in [*sc.overrides, *when] if not sets_key(sized, o)]
                 overrides = [
-                    *sc.overrides, *when, *group.overrides, *arm.overrides, f"seed={seed}",
+                    *scale_overrides, *group.overrides, *arm.overrides, f"seed={seed}",
                     f"tracking.experiment={spec.name}",
                     *([f"tracking.run_name={DEFAULT_RUN_NAME}{suffix}"] if suffix else []),
                     *(f"++tracking.tags.{k}={_quote(v)}" for k, v in tags.items()),

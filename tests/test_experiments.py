@@ -67,6 +67,31 @@ def test_budget_arms_split_the_budget_evenly(tmp_path):
     assert [c.tracking.run_name for c in cfgs] == [f"igrpo-grpo-binary-s0-budget{b}" for b in (4, 8, 16, 32)]
 
 
+@pytest.mark.parametrize("name", ["table1", "fig3_entropy", "regime"])
+def test_debug_smoke_sizes_a_spec_run_whatever_its_scale_sets(name, tmp_path):
+    """A scale's train.steps / task.eval_size are value overrides, which beat a preset on Hydra's command line:
+    with `-- debug=smoke` the plan leaves them out, so the preset's sizes hold. The scale's other settings (a
+    model key the smoke model only inherits, the entropy setting's temperature) and the groups' and arms' stay."""
+    spec = load_spec(name)
+    full = compose_runs(plan_runs(spec, "cpu", seeds=[0]), tmp_path)
+    planned = plan_runs(spec, "cpu", seeds=[0], extra=["debug=smoke"])
+    smoke = compose_runs(planned, tmp_path)
+    for run, f, s in zip(planned, full, smoke):
+        group_model = any(o.startswith("model=") for o in run.group.overrides)   # a group's model choice is its axis
+        assert (s.train.steps, s.task.eval_size) == (2, 4)
+        assert s.model.name == (f.model.name if group_model else "tiny-smoke")
+        assert f.train.steps > 2 and f.task.eval_size > 4
+        assert s.model.warmstart_formats == f.model.warmstart_formats
+        assert s.generation.temperature == f.generation.temperature
+        assert (s.variant.name, s.rollout_budget) == (f.variant.name, f.rollout_budget)
+        assert set(run.group.overrides) | set(run.arm.overrides) <= set(run.overrides)
+    later = plan_runs(spec, "cpu", seeds=[0], extra=["debug=smoke", "train.steps=3"])
+    assert all(r.overrides[-1] == "train.steps=3" for r in later)   # an explicit value after -- still wins
+    with pytest.raises(SpecError) as err:
+        plan_runs(spec, "cpu", seeds=[0], extra=["debug=smok"])
+    assert "\n" not in str(err.value) and "debug=smok" in str(err.value) and "smoke" in str(err.value)
+
+
 def _write_spec(tmp_path: Path, name: str, edit) -> Path:
     raw = yaml.safe_load((SPEC_DIR / "fig3_entropy.yaml").read_text())
     raw["name"] = name
@@ -247,7 +272,7 @@ TINY_SEEDS = [0, 1]
 
 def tiny_fig3_args(uri: str, cache: Path) -> list[str]:
     return ["run", "fig3_entropy", "--scale", "cpu", "--seeds", ",".join(map(str, TINY_SEEDS)), "--tracking-uri",
-            uri, "--", *smoke_overrides(cache), "train.steps=3", "task.eval_size=4"]  # value overrides beat debug=smoke
+            uri, "--", *smoke_overrides(cache), "train.steps=3"]
 
 
 def tiny_fig3_runs(base: Path, cache: Path) -> tuple[str, str]:
@@ -305,7 +330,6 @@ def test_table1_through_joblib_two_at_once_one_parent_then_nothing_then_report(t
     """The acceptance command, with the default MLflow store (mlflow.db in the working directory). The smoke
     model is built beforehand (smoke_model_dir), so the two jobs do not both build it."""
     args = ["run", "table1", "--scale", "cpu", "--seeds", "0", "--", *smoke_overrides(model_cache),
-            "train.steps=2", "task.eval_size=4",  # the CPU scale's 150 steps / 500 problems are values: they beat debug=smoke
             "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2"]
     first = _experiments_cli(args, tmp_path)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
