@@ -71,6 +71,7 @@ def _run(args, extra: list[str]) -> int:
     from experiments import execute
 
     runs = select_groups(plan_runs(spec, args.scale, seeds, run_level), args.groups)
+    hydra_level = launch_settings(spec.scale(args.scale).launcher, hydra_level)
     local = execute.launcher_is_local(hydra_level)
     sweep_root = Path(args.out).resolve() / spec.name / args.scale
     configs = execute.compose_runs(runs, sweep_root, check_values=local and not args.dry_run, extra=tracking)
@@ -95,6 +96,9 @@ def _run(args, extra: list[str]) -> int:
     if args.dry_run:
         print(f"dry run: nothing launched; the plan is in {plan_file}")
         return 0
+    if local:
+        todo = {run.key for run in pending.todo}
+        execute.build_bases([cfg for run, cfg in zip(runs, configs) if run.key in todo], uri)
     status = execute.launch(command)
     if status != 0:
         print(f"error: the multirun ended with status {status}; runs that FINISHED are kept, so the same command "
@@ -104,6 +108,14 @@ def _run(args, extra: list[str]) -> int:
     print(f"report: {report}")
     print(f"view:   mlflow ui --backend-store-uri {uri} --workers 1")
     return 0
+
+
+def launch_settings(scale_launcher: tuple[str, ...], given: list[str]) -> list[str]:
+    """The hydra-level overrides to launch with: the scale's default launch unless the command line chooses a
+    launcher itself (then only the command line's: the scale's launcher settings may not fit another launcher)."""
+    if any(override_key(o) == "hydra/launcher" for o in given):
+        return list(given)
+    return [*scale_launcher, *given]
 
 
 def select_groups(runs: list, groups: str | None) -> list:

@@ -137,6 +137,29 @@ def pending_runs(runs: list[PlannedRun], configs: list, tracking_uri: str) -> Pe
     return out
 
 
+def build_bases(configs: list, tracking_uri: str) -> None:
+    """Build every embedded base model and judge the runs need (or find it cached), once each, here, before the
+    launcher starts the runs: this process has the whole machine, while two jobs started at once would wait on one
+    build running on one job's share of the cores. A build done now is logged to ``tracking_uri`` as the runs
+    would log it."""
+    from omegaconf import OmegaConf
+
+    from igrpo.builds import resolve_judge, resolve_policy_path
+
+    seen: set[str] = set()
+    for cfg in configs:
+        cfg = cfg.copy()
+        OmegaConf.update(cfg, "tracking.uri", tracking_uri, merge=False)
+        policy = OmegaConf.to_yaml(cfg.model) + OmegaConf.to_yaml(cfg.task)
+        if policy not in seen:
+            seen.add(policy)
+            resolve_policy_path(cfg, quiet=False)
+        judge = OmegaConf.to_yaml(cfg.reward) + OmegaConf.to_yaml(cfg.task) + str(cfg.device)
+        if cfg.reward.name == "judge" and judge not in seen:
+            seen.add(judge)
+            resolve_judge(cfg, quiet=False)
+
+
 def new_sweep_dir(root: Path) -> Path:
     """``<root>/<date>_<time>`` (a suffix if two invocations start in the same second), created."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")

@@ -77,6 +77,9 @@ class ScaleFile:
     # "group=option" -> overrides added to the runs that choose that option (on the command line they come right
     # after the scale's overrides, so an arm's own overrides still win); lists are appended to _scales.yaml's
     when: Optional[Dict[str, List[str]]] = None
+    # how the scale's runs are launched when the command line names no launcher: hydra/... and hydra.* overrides
+    # (e.g. two runs at once on a 2-core CPU); replaces _scales.yaml's; `--` hydra overrides win over it
+    launcher: Optional[List[str]] = None
 
 
 @dataclass
@@ -141,6 +144,7 @@ class Scale:
     groups: tuple[Group, ...]
     table: TableLayout
     when: dict = field(default_factory=dict)  # "key=value" -> tuple of overrides for the runs that choose it
+    launcher: tuple[str, ...] = ()  # hydra/... and hydra.* overrides: the default launch (the command line's win)
 
 
 @dataclass(frozen=True)
@@ -277,8 +281,13 @@ def _scale(where: str, name: str, default: dict, own: dict, table_layers, arms) 
                                 "key=value (e.g. variant=igrpo)")
             values = _overrides(where, f"scales.{name}.when.{condition}", values)
             when[condition] = (*when.get(condition, ()), *values)
+    launcher = tuple(_overrides(where, f"scales.{name}.launcher", merged.get("launcher") or []))
+    for value in launcher:
+        if not value.startswith(("hydra/", "hydra.")):
+            raise SpecError(f"{where}: scales.{name}.launcher: {value!r} is not a launcher setting; give hydra/... or "
+                            "hydra.* overrides (e.g. hydra/launcher=local_parallel)")
     return Scale(name=name, description=str(merged.get("description") or ""), seeds=tuple(seeds),
-                 overrides=overrides, groups=groups, table=layout, when=when)
+                 overrides=overrides, groups=groups, table=layout, when=when, launcher=launcher)
 
 
 def _table(where: str, table: dict, arms) -> TableLayout:

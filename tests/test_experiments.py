@@ -17,10 +17,12 @@ from mlflow.tracking import MlflowClient
 
 from analysis.report import check_paper_reference
 from experiments.__main__ import main as experiments_main
-from experiments.execute import compose_runs, launcher_is_local
+from experiments.__main__ import launch_settings
+from experiments.execute import build_bases, compose_runs, launcher_is_local
 from experiments.plan import plan_runs, split_extras
 from experiments.spec import FIGURES, SCALES, SPEC_DIR, SpecError, group_arms, load_spec, spec_names
 from hydra_plugins.igrpo_plan_sweeper import plan_sweeper
+from igrpo.tracking.names import BUILDS_EXPERIMENT
 from tests.helpers import ROOT, smoke_overrides, subprocess_env
 
 PAPER_SPECS = ("table1", "table2", "table3", "tableS4_kl", "tableS4_budget", "fig3_entropy", "selection")
@@ -92,6 +94,29 @@ def test_debug_smoke_sizes_a_spec_run_whatever_its_scale_sets(name, tmp_path):
     assert "\n" not in str(err.value) and "debug=smok" in str(err.value) and "smoke" in str(err.value)
 
 
+def test_a_scale_launches_its_way_unless_the_command_line_names_a_launcher():
+    """The regime's CPU scale runs two at once (its 45-minute budget assumes it); `--` settings add to or replace it."""
+    regime = load_spec("regime").scale("cpu").launcher
+    assert regime == ("hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2")
+    assert launch_settings(regime, []) == list(regime)
+    assert launch_settings(regime, ["hydra.launcher.n_jobs=1"])[-1] == "hydra.launcher.n_jobs=1"   # later wins
+    assert launch_settings(regime, ["hydra/launcher=slurm"]) == ["hydra/launcher=slurm"]
+    assert load_spec("table1").scale("cpu").launcher == ()
+
+
+def test_bases_are_built_once_before_the_launch(tmp_path):
+    """Every run's base is built (here, with the whole machine) before the launcher starts two jobs that would both
+    wait on it; two groups of one model share one base, and the build is logged in the runs' store."""
+    cache, uri = tmp_path / "cache", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    runs = plan_runs(load_spec("regime"), "cpu", seeds=[0], extra=[*smoke_overrides(cache), "model=tiny_smoke"])
+    build_bases(compose_runs(runs, tmp_path), uri)
+    assert len(list(cache.glob("tiny-*"))) == 1
+    builds = MlflowClient(uri).get_experiment_by_name(BUILDS_EXPERIMENT)
+    assert len(MlflowClient(uri).search_runs([builds.experiment_id])) == 1
+    build_bases(compose_runs(runs, tmp_path), uri)   # cached: nothing more
+    assert len(MlflowClient(uri).search_runs([builds.experiment_id])) == 1
+
+
 def _write_spec(tmp_path: Path, name: str, edit) -> Path:
     raw = yaml.safe_load((SPEC_DIR / "fig3_entropy.yaml").read_text())
     raw["name"] = name
@@ -124,6 +149,7 @@ def _write_spec(tmp_path: Path, name: str, edit) -> Path:
     (lambda r: r["arms"].append({"label": "GRPO"}), ["GRPO", "twice"]),
     (lambda r: r["arms"][0].update(label="a|b"), ["a|b", "letters"]),
     (lambda r: r["scales"].update(paper={"when": {"variant": ["x=1"]}}), ["when.variant", "key=value"]),
+    (lambda r: r["scales"].update(cpu={"launcher": ["train.steps=3"]}), ["scales.cpu.launcher", "hydra/"]),
 ])
 def test_bad_spec_is_one_line_naming_value_and_choices(tmp_path, edit, expected):
     path = _write_spec(tmp_path, "bad", edit)
