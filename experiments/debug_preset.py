@@ -17,9 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from experiments.spec import SpecError
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+from experiments.spec import CONF_DIR, SpecError
 
 
 def debug_choice(overrides: list[str] | tuple) -> str | None:

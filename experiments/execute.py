@@ -32,8 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.debug_preset import CONF_DIR
 from experiments.plan import PlannedRun, override_key
+from experiments.spec import CONF_DIR
 from igrpo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
