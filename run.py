@@ -8,7 +8,7 @@
 
 import sys
 
-from igrpo.cli import check_group_choices, quiet_third_party_logs
+from igrpo.job.cli import check_group_choices, quiet_third_party_logs
 
 check_group_choices(sys.argv[1:])  # one-line error for variant=foo before Hydra prints a multi-line one
 quiet_third_party_logs()
@@ -16,7 +16,7 @@ quiet_third_party_logs()
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from igrpo.cli import run_hydra_app, run_job  # noqa: E402
+from igrpo.job.cli import run_hydra_app, run_job  # noqa: E402
 from igrpo.config import register_configs  # noqa: E402
 
 register_configs()

@@ -65,7 +65,7 @@ def _run(args, extra: list[str]) -> int:
     tracking = [o for o in tracking if override_key(o) != "tracking.uri"]
     uri = resolve_tracking_uri(explicit_uri)
 
-    from igrpo.cli import quiet_third_party_logs
+    from igrpo.job.cli import quiet_third_party_logs
 
     quiet_third_party_logs()
     from experiments import execute

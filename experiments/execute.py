@@ -56,7 +56,7 @@ def launcher_is_local(hydra_overrides: list[str]) -> bool:
 
 
 def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool = True, extra: list[str] = ()) -> list:
-    """The composed config of every run (with ``extra`` overrides last), value-checked by ``igrpo.validate``; with
+    """The composed config of every run (with ``extra`` overrides last), value-checked by ``igrpo.config.validate``; with
     ``check_values`` False (e.g. a paper-scale plan on a machine without CUDA) without what only the machine that
     runs it can answer (CUDA, vLLM installed, local model directories). ConfigError with one line on the first bad
     one."""
@@ -64,9 +64,9 @@ def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool =
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from igrpo.cli import find_bad_group_choice
+    from igrpo.job.cli import find_bad_group_choice
     from igrpo.config import register_configs
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     register_configs()
     configs = []
@@ -96,7 +96,7 @@ def _first_line(err: Exception) -> str:
 
 def _check_distinct(runs: list[PlannedRun], configs: list) -> None:
     """Two planned runs with one config would be one experiment twice, and two with one name confuse the UI."""
-    from igrpo.run_identity import config_hash, default_run_name
+    from igrpo.job.identity import config_hash, default_run_name
 
     seen_hash: dict[str, PlannedRun] = {}
     seen_name: dict[str, PlannedRun] = {}
@@ -121,7 +121,7 @@ def store_exists(tracking_uri: str) -> bool:
 def pending_runs(runs: list[PlannedRun], configs: list, tracking_uri: str) -> Pending:
     """Split the plan into runs to launch and runs whose config_hash (with the same table tags) already FINISHED in
     the spec's MLflow experiment."""
-    from igrpo.run_identity import config_hash
+    from igrpo.job.identity import config_hash
 
     out = Pending()
     lookup = store_exists(tracking_uri)
@@ -144,7 +144,7 @@ def build_bases(configs: list, tracking_uri: str) -> None:
     would log it."""
     from omegaconf import OmegaConf
 
-    from igrpo.builds import resolve_judge, resolve_policy_path
+    from igrpo.job.builds import resolve_judge, resolve_policy_path
 
     seen: set[str] = set()
     for cfg in configs:

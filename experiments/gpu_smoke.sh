@@ -10,7 +10,7 @@
 #
 # The GPU image (DESIGN.md "The GPU machine") has torch, transformers 5.17, accelerate, pandas, pyarrow, sympy but no
 # trl, datasets, hydra-core, omegaconf, mlflow, math-verify or vllm, and no network. The check drives the project's
-# own pieces in-process (Hydra composition, igrpo.validate, load_policy, load_task, make_trainer, TRL's trainer), so
+# own pieces in-process (Hydra composition, igrpo.config.validate, load_policy, load_task, make_trainer, TRL's trainer), so
 # it needs neither MLflow nor math-verify (reward.verifier=exact on integer answers). vLLM cannot travel (336 MB):
 # generation=hf here; the vLLM path stays unchecked by this script.
 set -uo pipefail
@@ -81,8 +81,8 @@ from hydra import compose, initialize_config_dir
 from igrpo.config import register_configs
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.trainer_factory import make_trainer
-from igrpo.validate import validate
+from igrpo.training.factory import make_trainer
+from igrpo.config.validate import validate
 
 register_configs()
 suites = [f"eval.suites.aime24.path={out / 'eval.jsonl'}", *(f"~eval.suites.{s}" for s in ("aime25", "math500", "amc23", "gsm8k", "minerva"))]

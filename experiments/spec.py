@@ -31,9 +31,9 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 
 from experiments.typed_yaml import SpecError, typed
+from igrpo import CONF_DIR  # the run configs the specs' overrides compose against
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"   # the run configs the specs' overrides compose against
 SCALES = ("cpu", "paper")
 # Figure names understood by analysis.figures (kept here so a spec is checked without importing matplotlib).
 FIGURES = ("entropy", "reward", "draft_vs_refinement", "completion_length", "zero_std", "kl")

@@ -41,7 +41,7 @@ def module_compose(model_cache, tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_model_dir(model_cache, tmp_path_factory) -> Path:
     """The smoke-size tiny model, built (once) into the session cache: a local HF model directory."""
-    from igrpo.builds import resolve_policy_path
+    from igrpo.job.builds import resolve_policy_path
 
     cfg = composer(model_cache, tmp_path_factory.mktemp("smoke_build"))()
     path, _ = resolve_policy_path(cfg, quiet=True)

@@ -21,7 +21,7 @@ tiny_overrides = smoke_overrides  # the name older tests use
 def subprocess_env(extra: dict | None = None, share: int = 1) -> dict:
     """The environment of a test subprocess: no ambient MLflow store, and one torch thread per process when
     ``share`` processes run at once (so they do not fight over the 2 cores)."""
-    from igrpo.threads import child_env
+    from igrpo.job.threads import child_env
 
     env = child_env(share)
     env.pop("MLFLOW_TRACKING_URI", None)

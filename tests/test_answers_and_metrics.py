@@ -1,7 +1,7 @@
 import pytest
 
-from igrpo.answers import answers_match, extract_final_answer, is_gradeable, normalize_answer
-from igrpo.metrics import avg_at_k, frac_groups_zero_std, mean_ignoring_none
+from igrpo.core.answers import answers_match, extract_final_answer, is_gradeable, normalize_answer
+from igrpo.core.metrics import avg_at_k, frac_groups_zero_std, mean_ignoring_none
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from igrpo.answers import boxes, extract_final_answer, final_boxed
+from igrpo.core.answers import boxes, extract_final_answer, final_boxed
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -43,7 +43,7 @@ def _closed_loopback_port() -> int:
 )
 def test_bad_value_is_one_line_config_error(override, expected, compose):
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     with pytest.raises(ConfigError) as info:
         validate(compose(override))
@@ -52,7 +52,7 @@ def test_bad_value_is_one_line_config_error(override, expected, compose):
 
 def test_a_prompt_template_without_the_problem_is_refused(compose, tmp_path):
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     data = tmp_path / "math.jsonl"
     data.write_text('{"problem": "1+1?", "solution": "\\\\boxed{2}"}\n')
@@ -62,7 +62,7 @@ def test_a_prompt_template_without_the_problem_is_refused(compose, tmp_path):
 
 def test_closed_tracking_server_is_refused_in_seconds(compose):
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     start = time.perf_counter()
     with pytest.raises(ConfigError, match=r"is not reachable \(Connection refused\); start it"):

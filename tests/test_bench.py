@@ -10,7 +10,7 @@ from tests.helpers import ROOT, tiny_overrides
 @pytest.mark.slow  # two training subprocesses: run with `pytest -m slow`
 def test_bench_prints_numbers_and_ratios(model_cache, tmp_path):
     overrides = [o for o in tiny_overrides(model_cache) if not o.startswith("train.steps")]
-    proc = subprocess.run([sys.executable, "-m", "igrpo.bench", "--steps", "3", *overrides], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "experiments.tools.bench", "--steps", "3", *overrides], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -24,7 +24,7 @@ def test_bench_prints_numbers_and_ratios(model_cache, tmp_path):
 
 
 def test_concurrent_workers_are_told_how_many_share_the_machine(monkeypatch):
-    from igrpo.bench import worker_env
+    from experiments.tools.bench import worker_env
 
     monkeypatch.setenv("OMP_NUM_THREADS", "7")  # an inherited setting would override the share: dropped
     shared, unshared = worker_env(2, share_threads=True), worker_env(2, share_threads=False)
@@ -34,10 +34,10 @@ def test_concurrent_workers_are_told_how_many_share_the_machine(monkeypatch):
 
 @pytest.mark.slow  # three short training subprocesses (one alone, two at once)
 def test_bench_concurrent_prints_walls_threads_and_ratio(model_cache):
-    from igrpo.threads import available_cores
+    from igrpo.job.threads import available_cores
 
     overrides = [o for o in tiny_overrides(model_cache) if not o.startswith("train.steps")]
-    proc = subprocess.run([sys.executable, "-m", "igrpo.bench", "--concurrent", "2", "--steps", "2", *overrides],
+    proc = subprocess.run([sys.executable, "-m", "experiments.tools.bench", "--concurrent", "2", "--steps", "2", *overrides],
                           cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -41,7 +41,7 @@ def test_cfg_job_prints_composed_config(tmp_path):
 )
 def test_bad_config_is_one_line_error_and_no_run(override, expected, tmp_path, model_cache):
     """The CLI contract: exit status 2, one line on stderr, no traceback, no MLflow run (a group choice is
-    checked before Hydra starts, a value by igrpo.validate before anything is written)."""
+    checked before Hydra starts, a value by igrpo.config.validate before anything is written)."""
     db = tmp_path / "mlflow.db"
     proc = run_cli([*override.split(), f"tracking.uri=sqlite:///{db}", *tiny_overrides(model_cache)], cwd=tmp_path)
     assert proc.returncode == 2
@@ -69,7 +69,7 @@ def test_bad_config_is_one_line_error_and_no_run(override, expected, tmp_path, m
 def test_bad_values_are_one_line_config_errors(override, expected, compose):
     """Every value check, in-process (the CLI turns a ConfigError into the line above)."""
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     with pytest.raises(ConfigError) as info:
         validate(compose(*override.split()))
@@ -114,7 +114,7 @@ def test_multirun_of_every_algo_under_both_wrappers_nests_under_one_parent(tmp_p
 def test_draft_count_sweep_stays_budget_matched(compose):
     """num_refinements follows num_drafts (rollout_budget - N x rounds), so a sweep over N stays matched; the
     run logs the resolved values."""
-    from igrpo.runner import run
+    from igrpo.job.runner import run
 
     assert compose("variant.num_drafts=2").variant.num_refinements == 6
     cfg = compose("variant.num_drafts=6", "variant.selection=worst")

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from igrpo.config import SCHEMAS
-from igrpo.run_identity import config_hash
+from igrpo.job.identity import config_hash
 from igrpo.tracking.names import flatten
 from tests.helpers import compose_config, run_cli
 

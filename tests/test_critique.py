@@ -10,8 +10,8 @@ import random
 import pytest
 import torch
 
-from igrpo.baselines.budget import check_baseline_variant, generated_per_prompt
-from igrpo.baselines.critique import (
+from igrpo.variants.budget import check_baseline_variant, generated_per_prompt
+from igrpo.variants.critique_grpo.rules import (
     best_indices,
     critique_text,
     fill,
@@ -20,7 +20,7 @@ from igrpo.baselines.critique import (
     resolve_refine_template,
     row_positions,
 )
-from igrpo.baselines.shaping import refinement_token_loss, shaping
+from igrpo.variants.critique_grpo.shaping import refinement_token_loss, shaping
 from igrpo.errors import ConfigError
 from tests.helpers import compose_config
 
@@ -134,10 +134,10 @@ def test_shaping_gradient_is_the_published_weight():
 
 
 def _trainer(compose, *overrides):
-    from igrpo.builds import resolve_policy_path
+    from igrpo.job.builds import resolve_policy_path
     from igrpo.models.loading import load_policy
     from igrpo.tasks import load_task
-    from igrpo.trainer_factory import make_trainer
+    from igrpo.training.factory import make_trainer
 
     cfg = compose("variant=critique_grpo", *overrides)
     path, _ = resolve_policy_path(cfg, quiet=True)

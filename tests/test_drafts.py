@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from igrpo.drafts import (
+from igrpo.core.drafts import (
     TEMPLATES,
     all_zero,
     build_refinement_prompt,

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from igrpo.runner import run
+from igrpo.job.runner import run
 
 
 def _client(cfg) -> MlflowClient:
@@ -98,7 +98,7 @@ def test_grpo_on_a_local_hf_model_with_periodic_eval(compose, smoke_model_dir, t
 def test_base_model_build_is_cached_and_logged(compose, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from igrpo.builds import resolve_policy_path
+    from igrpo.job.builds import resolve_policy_path
 
     cfg = compose(f"model.cache_dir={tmp_path / 'fresh_cache'}")
     path, info = resolve_policy_path(cfg, quiet=True)  # logs the build to cfg's tracking store

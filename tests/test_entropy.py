@@ -3,9 +3,9 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from igrpo.config import SCHEMAS
-from igrpo.entropy import ScheduleState, check_schedule, coefficient, driven_by_trl, initial_state, trl_args
+from igrpo.core.entropy import ScheduleState, check_schedule, coefficient, driven_by_trl, initial_state, trl_args
 from igrpo.errors import ConfigError
-from igrpo.runner import run
+from igrpo.job.runner import run
 from tests.helpers import ROOT
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from igrpo.answers import extract_final_answer
+from igrpo.core.answers import extract_final_answer
 from tests.helpers import run_cli, subprocess_env, tiny_overrides
 
 
@@ -33,7 +33,7 @@ def table(client: MlflowClient, run_id: str, name: str, dst) -> list[dict]:
 
 
 def test_eval_job_reproduces_the_runs_final_evaluation_and_logs_into_it(tmp_path, model_cache):
-    from igrpo.evaluate import eval_metric_names
+    from igrpo.eval.suites import eval_metric_names
 
     db = tmp_path / "mlflow.db"
     common = [*tiny_overrides(model_cache), "variant=grpo", f"tracking.uri=sqlite:///{db}", "seed=3"]

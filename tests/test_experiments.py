@@ -384,7 +384,7 @@ def test_table1_through_joblib_two_at_once_one_parent_then_nothing_then_report(t
     table = (tmp_path / "reports" / "table1" / "table.md").read_text()
     assert all(f"| {m} |" in table for m in ("base", "GRPO", "Self-Verification", "Critique-GRPO", "iGRPO", "GRPO-4")), \
         table
-    # two jobs at once: each took its share of the 2 cores (igrpo.threads: 2 cores // n_jobs=2), also the second
+    # two jobs at once: each took its share of the 2 cores (igrpo.job.threads: 2 cores // n_jobs=2), also the second
     # job in a reused worker process. Whether their MLflow runs overlap in time depends on process start-up, so it
     # is not asserted.
     assert [r.data.tags.get("torch_threads") for r in children] == ["1"] * 5

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from igrpo.answers import extract_final_answer
-from igrpo.judge.hacks import (
+from igrpo.core.answers import extract_final_answer
+from igrpo.rewards.judge.hacks import (
     HACK_FAMILIES,
     augmented_candidate,
     exact_reward,
@@ -16,7 +16,7 @@ from igrpo.judge.hacks import (
     score_hack_suite,
     training_reading,
 )
-from igrpo.judge.protocol import NO_ANSWER
+from igrpo.rewards.judge.protocol import NO_ANSWER
 from igrpo.tasks.arith import build_arith_task
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from igrpo.judge.protocol import (
+from igrpo.rewards.judge.protocol import (
     CANDIDATE_CLOSE,
     CANDIDATE_OPEN,
     answer_continuation,
@@ -17,7 +17,7 @@ from igrpo.judge.protocol import (
     sanitize_candidate,
     score_from_logprobs,
 )
-from igrpo.metrics import auroc
+from igrpo.core.metrics import auroc
 
 
 def test_candidate_cannot_close_its_own_block():
@@ -93,7 +93,7 @@ def test_answer_mode_reads_only_the_first_line():
 
 
 def test_candidate_token_cap_cuts_only_the_candidate_at_the_judges_token_boundaries():
-    from igrpo.judge.protocol import cap_candidate_tokens
+    from igrpo.rewards.judge.protocol import cap_candidate_tokens
     from igrpo.models.tiny import build_char_tokenizer
 
     tok = build_char_tokenizer()  # one token per character: the cap is countable by eye
@@ -106,7 +106,7 @@ def test_candidate_token_cap_cuts_only_the_candidate_at_the_judges_token_boundar
 
 
 def test_hf_judge_with_a_token_cap_scores_the_candidates_tail():
-    from igrpo.judge.hf import HFJudge
+    from igrpo.rewards.judge.hf import HFJudge
     from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
 
     tok = build_char_tokenizer()

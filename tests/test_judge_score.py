@@ -1,4 +1,4 @@
-"""``python -m igrpo.judge score`` and the judge-hack suite (#15): every hack family over 40 problems no judge
+"""``python -m igrpo.rewards.judge score`` and the judge-hack suite (#15): every hack family over 40 problems no judge
 training example used, through the command, with the embedded judge and with the project's judge server on
 127.0.0.1 serving the same judge. The embedded judge is the default one of the smoke profile, built into the
 session's model cache once (test_judge_runs' sweep builds the same one; whichever runs first builds it)."""
@@ -15,21 +15,21 @@ import sys
 import pytest
 from tests.helpers import ROOT, compose_config, smoke_overrides, subprocess_env
 
-from igrpo.judge.hacks import HACK_FAMILIES, hack_cases
-from igrpo.metrics import auroc
+from igrpo.rewards.judge.hacks import HACK_FAMILIES, hack_cases
+from igrpo.core.metrics import auroc
 
 HACK_PROBLEMS = 40
 
 
 def score_command(overrides: list[str], lines: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "igrpo.judge", "score", *overrides], input="\n".join(lines) + "\n",
+    return subprocess.run([sys.executable, "-m", "igrpo.rewards.judge", "score", *overrides], input="\n".join(lines) + "\n",
                           capture_output=True, text=True, cwd=ROOT, env=subprocess_env(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")
 def suite(model_cache):
     """(overrides, judge build info, cases): hack cases and honest held-out candidates, as JSON-line dicts."""
-    from igrpo.judge.tiny import build_tiny_judge, judge_build_data, make_candidate, unseen_problems
+    from igrpo.rewards.judge.tiny import build_tiny_judge, judge_build_data, make_candidate, unseen_problems
 
     overrides = [*smoke_overrides(model_cache), "reward=judge"]
     cfg = compose_config(*overrides)
@@ -92,7 +92,7 @@ def http_rows(suite):
 
     overrides, info, cases = suite
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "igrpo.judge.server", "--model", info.path, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "experiments.tools.judge_server", "--model", info.path, "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=subprocess_env())
     try:
         for line in server.stdout:
@@ -120,7 +120,7 @@ def test_scores_over_http_equal_the_embedded_judge_and_auroc_holds(suite, embedd
     assert [r["score"] for r in http_rows] == pytest.approx([r["score"] for r in embedded_rows], abs=1e-4)
 
 
-# The judge's view of a candidate ends at its final-answer line (igrpo.judge.protocol.through_final_answer_line),
+# The judge's view of a candidate ends at its final-answer line (igrpo.rewards.judge.protocol.through_final_answer_line),
 # so the families that put the reference or a fake verdict after the answer (injection_verdict, wrong_then_newline,
 # injection_delimiters, long_filler_after) cannot pay by construction. What is left is learned. The default smoke
 # judge (format 5) stops once its dev hack suite (48 problems) has worst family mean <= 0.02 and max <= 0.25; it
@@ -157,7 +157,7 @@ def test_the_issues_hack_families_do_not_pay(suite, embedded_rows, http_rows):
 ])
 def test_every_input_line_is_checked_before_scoring(lines, message):
     from igrpo.errors import ConfigError
-    from igrpo.judge.__main__ import read_cases
+    from igrpo.rewards.judge.__main__ import read_cases
 
     with pytest.raises(ConfigError) as err:
         read_cases(lines)

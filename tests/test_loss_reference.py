@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from igrpo.builds import resolve_policy_path
+from igrpo.job.builds import resolve_policy_path
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.trainer_factory import make_trainer
+from igrpo.training.factory import make_trainer
 
 
 def reference_loss(logp, old_logp, adv, mask, algo, max_len, num_items):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from igrpo.drafts import build_refinement_prompt
+from igrpo.core.drafts import build_refinement_prompt
 from igrpo.errors import ConfigError
 from igrpo.tasks import load_task
 from igrpo.tasks.math_data import MATH_PROMPT, build_math_task
@@ -185,7 +185,7 @@ def test_chat_template_frames_plain_and_refinement_prompts(tmp_path, chat_tokeni
     # the tokenizer adds <bos> itself, so the template's rendered <bos> is dropped (no double BOS)
     user = MATH_PROMPT.replace("{problem}", problem.problem)
     assert data.prompt(problem) == f"<|system|>Be {{exact}}.\n<|user|>{user}\n<|assistant|>"
-    # Stage 2 (igrpo/trainer.py): the paper template becomes the user turn of the same frame
+    # Stage 2 (igrpo/training/trainer.py): the paper template becomes the user turn of the same frame
     filled = build_refinement_prompt(data.refinement_template("paper"), problem.problem, "draft {x} \\boxed{1}",
                                      prompt=data.prompt(problem))
     assert filled.startswith(f"<|system|>Be {{exact}}.\n<|user|>{problem.problem}\n\nA previous draft")

@@ -64,7 +64,7 @@ def test_each_prompt_is_drafted_once_by_the_rank_holding_its_whole_group(two_pro
 
 def test_a_group_split_over_processes_is_refused(compose, monkeypatch):
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     validate(compose("train.prompts_per_step=4"))

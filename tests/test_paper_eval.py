@@ -143,7 +143,7 @@ def test_malformed_train_file_stops_the_run_before_anything_is_written(paper_fil
 
 def test_half_precision_on_cpu_is_a_one_line_error(paper_files, compose):
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     cfg = compose("model=r1_distill_qwen_7b", f"model.path={paper_files['model']}", "variant=grpo")
     assert cfg.model.dtype == "bfloat16" and cfg.model.chat_template and "\\boxed{}" in cfg.model.prompt_template
@@ -154,7 +154,7 @@ def test_half_precision_on_cpu_is_a_one_line_error(paper_files, compose):
 @pytest.mark.parametrize("name", ["r1_distill_qwen_7b", "r1_distill_qwen_14b", "openmath_nemotron_7b",
                                   "nemotron_h_8b", "openreasoning_nemotron_7b"])
 def test_paper_model_configs_compose_and_validate_on_cpu_in_float32(name, paper_files, compose):
-    from igrpo.validate import objective_choices, validate
+    from igrpo.config.validate import objective_choices, validate
 
     cfg = compose(f"model={name}", "model.dtype=float32", "variant=grpo", "task=math",
                   f"task.path={paper_files['train']}",
@@ -169,7 +169,7 @@ def test_paper_model_configs_compose_and_validate_on_cpu_in_float32(name, paper_
 
 
 def test_toy_eval_keeps_its_names_and_lists_exactly_what_it_logs(compose):
-    from igrpo.validate import objective_choices
+    from igrpo.config.validate import objective_choices
 
     cfg = compose()
     evals = [c for c in objective_choices(cfg) if c.startswith("eval/")]
@@ -189,7 +189,7 @@ def test_toy_eval_keeps_its_names_and_lists_exactly_what_it_logs(compose):
 ])
 def test_task_eval_and_model_mistakes_are_one_line_errors(overrides, message, paper_files, compose):
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     cfg = compose(*[o.format(train=paper_files["train"]) for o in overrides])
     with pytest.raises(ConfigError) as info:
@@ -201,7 +201,7 @@ def test_suite_names_become_metric_names_so_mean_is_reserved(compose):
     from omegaconf import OmegaConf, open_dict
 
     from igrpo.errors import ConfigError
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     cfg = compose("eval=paper")
     with open_dict(cfg):  # a new suite is added in YAML (an eval config of your own); the CLI can only edit suites

@@ -10,7 +10,7 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from igrpo.drafts import TEMPLATES, build_refinement_prompt
+from igrpo.core.drafts import TEMPLATES, build_refinement_prompt
 from igrpo.tasks.base import Problem, TaskData
 from igrpo.tasks.prompts import refinement_template
 
@@ -70,7 +70,7 @@ def test_stage2_prompts_of_a_think_model_under_the_paper_preset(think_model, com
     """Acceptance 2: 2 iGRPO steps on CPU (float32, short lengths, the preset's prompting, its 8 micro-batches and
     gradient checkpointing): in the rollout table every Stage-2 prompt holds its whole problem, has no </think> in
     its user turn, and is within the token cap; the cap did cut drafts, and drafts did carry </think>."""
-    from igrpo.runner import run
+    from igrpo.job.runner import run
     from tests.helpers import eval_node
 
     args = ["experiment=paper", "model=hf", f"model.path={think_model['model']}", "model.chat_template=true",
@@ -129,7 +129,7 @@ def test_problems_whose_plain_prompt_is_over_the_cap_are_left_out_not_cut():
     training (for every variant alike), counted; a cap under every prompt is a one-line error."""
     from igrpo.errors import ConfigError
     from igrpo.models.tiny import build_char_tokenizer
-    from igrpo.trainer_factory import build_dataset
+    from igrpo.training.factory import build_dataset
 
     tok = build_char_tokenizer()  # one token per character, plus <bos>
     task = TaskData(train=[Problem(id=f"p{n}", problem="x" * n, answer="1") for n in (5, 10, 20)], eval_suites={},

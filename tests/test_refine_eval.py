@@ -8,7 +8,7 @@ import random
 import pytest
 import torch
 
-from igrpo.drafts import build_refinement_prompt
+from igrpo.core.drafts import build_refinement_prompt
 from igrpo.eval.refine import (
     MEAN_KEY,
     draft_and_condition,
@@ -101,7 +101,7 @@ def test_stage2_prompt_is_built_as_in_training(setup):
 def test_an_igrpo_run_logs_the_draft_conditioned_eval_at_base_and_end(compose):
     from mlflow.tracking import MlflowClient
 
-    from igrpo.runner import run
+    from igrpo.job.runner import run
 
     cfg = compose("variant=igrpo")
     result = run(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from igrpo.metrics import (
+from igrpo.core.metrics import (
     REFINE_RATES,
     add_counts,
     correct_flags,
@@ -109,7 +109,7 @@ def test_refine_metrics_keep_their_names_in_mlflow():
 
 def _expected_rates(rows: list[dict]) -> dict[int, dict[str, float]]:
     """Per MLflow step, the refine/* rates recomputed from the rollout table (binary reward: reward 1.0 = right)."""
-    from igrpo.answers import extract_final_answer
+    from igrpo.core.answers import extract_final_answer
 
     out = {}
     for step in sorted({r["step"] for r in rows}):
@@ -131,7 +131,7 @@ def test_a_real_igrpo_run_logs_the_refinement_diagnostics(compose, tmp_path):
 
     from mlflow.tracking import MlflowClient
 
-    from igrpo.runner import run
+    from igrpo.job.runner import run
 
     # 64 tokens: room for the barely trained smoke model to write some final answers (copy_rate is then defined)
     cfg = compose("variant=igrpo", "train.steps=4", "eval.refine=false", "generation.max_completion_length=64")

@@ -65,7 +65,7 @@ def test_level_fit_check_is_one_line_naming_the_field_and_the_length_needed():
 
 def test_tiny_large_composes_validates_and_is_5_to_10x_tiny():
     from igrpo.models.tiny import build_char_tokenizer, build_tiny_model
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     tokenizer = build_char_tokenizer()
     counts = {}
@@ -110,7 +110,7 @@ def test_regime_plan_has_every_cell_and_the_drop_rule():
 
 @pytest.mark.parametrize("group", ["easy / tiny", "hard / tiny"])
 def test_each_regime_group_composes_validates_and_fits_its_level(group):
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
 
     run = next(r for r in plan_runs(load_spec("regime"), "cpu") if r.group.label == group
                and r.arm.label == "iGRPO-8")

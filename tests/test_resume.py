@@ -18,7 +18,7 @@ import pytest
 from tests.helpers import ROOT, run_cli, tiny_overrides
 from mlflow.tracking import MlflowClient
 
-from igrpo.checkpoints import STATE_FILE, RunCheckpoints, check_settings, open_checkpoints
+from igrpo.training.checkpoints import STATE_FILE, RunCheckpoints, check_settings, open_checkpoints
 from igrpo.errors import ConfigError
 
 STEPS = 24
@@ -119,7 +119,7 @@ def test_sigkilled_run_resumes_into_the_same_mlflow_run(tmp_path, model_cache):
 
 
 def test_no_checkpoints_without_save_every(compose, tmp_path):
-    from igrpo.runner import run
+    from igrpo.job.runner import run
 
     cfg = compose("variant=grpo", "train.steps=1", f"train.checkpoint_root={tmp_path / 'ckpt'}")
     assert cfg.train.save_every == 0
@@ -197,8 +197,8 @@ def test_trainer_extra_state_round_trips_through_json():
     entropy and iGRPO's draft-selection RNG (the methods alone, on trainers not built by TRL)."""
     import random
 
-    from igrpo.entropy import ScheduleState
-    from igrpo.trainer import IGRPOTrainer
+    from igrpo.core.entropy import ScheduleState
+    from igrpo.training.trainer import IGRPOTrainer
 
     def bare(seed):
         trainer = object.__new__(IGRPOTrainer)
@@ -231,7 +231,7 @@ def test_one_process_per_checkpoint_dir(tmp_path):
 def test_checkpoint_settings_are_checked_and_left_out_of_the_config_hash(compose):
     from omegaconf import OmegaConf
 
-    from igrpo.run_identity import config_hash
+    from igrpo.job.identity import config_hash
 
     cfg = compose()
     base = config_hash(cfg)

@@ -1,4 +1,4 @@
-"""reward=binary on real math answers (math_verify through igrpo.verify), called from worker threads too."""
+"""reward=binary on real math answers (math_verify through igrpo.rewards.verify), called from worker threads too."""
 
 from __future__ import annotations
 

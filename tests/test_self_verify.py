@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from igrpo.baselines.budget import check_baseline_variant, generated_per_prompt
-from igrpo.baselines.self_verify import (
+from igrpo.variants.budget import check_baseline_variant, generated_per_prompt
+from igrpo.variants.self_verify.rules import (
     INSTRUCTIONS,
     BufferEntry,
     VerifyBuffer,
@@ -26,7 +26,7 @@ from igrpo.baselines.self_verify import (
     verify_reward,
     verify_weight,
 )
-from igrpo.baselines.self_verify_trainer import SolveOnly, VerifyReward, replace_rows
+from igrpo.variants.self_verify.trainer import SolveOnly, VerifyReward, replace_rows
 from igrpo.errors import ConfigError
 from tests.helpers import compose_config
 
@@ -161,7 +161,7 @@ class TestLayouts:
         assert parse_verdict(verdict_line(True)) is True and parse_verdict(verdict_line(False)) is False
 
     def test_turns_layout_is_the_papers_three_turns(self):
-        from igrpo.baselines.factory import verify_prompt_builder
+        from igrpo.variants.factory import verify_prompt_builder
         from igrpo.models.tiny import build_char_tokenizer
         from igrpo.tasks import load_task
 
@@ -214,10 +214,10 @@ def test_a_training_batch_with_verify_rows(compose):
     """One real batch through TRL (smoke model, 2 prompts x 8): the last group grades a buffer entry through the
     tiny verify layout (the default), the others solve; verify rows' advantages are the batch-scaled ones of their rewards; the
     step's scored solve completions enter the buffer."""
-    from igrpo.builds import resolve_policy_path
+    from igrpo.job.builds import resolve_policy_path
     from igrpo.models.loading import load_policy
     from igrpo.tasks import load_task
-    from igrpo.trainer_factory import make_trainer
+    from igrpo.training.factory import make_trainer
 
     cfg = compose("variant=self_verify")
     path, _ = resolve_policy_path(cfg, quiet=True)

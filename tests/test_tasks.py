@@ -1,6 +1,6 @@
 import random
 
-from igrpo.answers import extract_final_answer
+from igrpo.core.answers import extract_final_answer
 from igrpo.tasks.arith import LEVELS, build_arith_task, corrupt_solution, make_problem
 
 

@@ -1,12 +1,12 @@
-"""The CPU-thread share rule (igrpo/threads.py): pure, no training."""
+"""The CPU-thread share rule (igrpo/job/threads.py): pure, no training."""
 
 import os
 
 import pytest
 
-from igrpo import threads
+from igrpo.job import threads
 from igrpo.errors import ConfigError
-from igrpo.threads import decide, resolve
+from igrpo.job.threads import decide, resolve
 
 
 def test_alone_a_process_takes_every_core():

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from igrpo.cli import find_bad_group_choice, group_options
+from igrpo.job.cli import find_bad_group_choice, group_options
 from igrpo.tracking.names import (
     BUILDS_EXPERIMENT,
     EXPERIMENT_KIND,
@@ -200,8 +200,8 @@ def test_the_callback_finds_or_creates_the_parent_by_its_key(store, tmp_path):
 
 
 def test_summary_says_where_the_runs_table_is():
-    from igrpo.cli import summary
-    from igrpo.runner import RunResult
+    from igrpo.job.cli import summary
+    from igrpo.job.runner import RunResult
 
     cfg = OmegaConf.create({"variant": {"name": "grpo"}, "algo": {"name": "grpo"}, "reward": {"name": "binary"},
                             "seed": 0, "objective": "eval/mean/avg_at_k"})

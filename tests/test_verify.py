@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from igrpo.verify import MathVerifier
+from igrpo.rewards.verify import MathVerifier
 
 ROOT = Path(__file__).resolve().parent.parent
 BUDGET_S = 2.0
@@ -280,7 +280,7 @@ def test_close_reaps_the_worker():
 
 def test_worker_does_not_outlive_the_interpreter():
     # The interpreter exits without close(): the atexit finalizer (or, failing that, stdin EOF) ends the worker.
-    code = "from igrpo.verify import MathVerifier; v = MathVerifier(); v.start(); print(*v.worker_pids())"
+    code = "from igrpo.rewards.verify import MathVerifier; v = MathVerifier(); v.start(); print(*v.worker_pids())"
     out = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True, timeout=60)
     pids = [int(pid) for pid in out.stdout.split()]
     assert len(pids) == 2
@@ -291,12 +291,12 @@ def test_worker_does_not_outlive_the_interpreter():
 
 
 def test_command_line_contract():
-    """``python -m igrpo.verify``: one ``{"equal", "seconds"}`` line per input line, ``{"error"}`` for a bad line."""
+    """``python -m igrpo.rewards.verify``: one ``{"equal", "seconds"}`` line per input line, ``{"error"}`` for a bad line."""
     lines = [{"reference": "1000", "candidate": "1e3"}, {"reference": "3e", "candidate": "1e3"},
              {"reference": r"5\text{ m}", "candidate": r"5\text{ km}"}, {"reference": "1", "candidate": "{{{{{1}}}}}"},
              "not json", {"reference": 5}, {"reference": r"\frac{1}{2}", "candidate": None}]
     stdin = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
-    out = subprocess.run([sys.executable, "-m", "igrpo.verify"], input=stdin, cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "igrpo.rewards.verify"], input=stdin, cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True)
     replies = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r.get("equal") for r in replies] == [True, False, False, True, None, None, False]

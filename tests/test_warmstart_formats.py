@@ -8,10 +8,10 @@ from collections import Counter
 
 import pytest
 
-from igrpo.answers import answers_match, extract_final_answer
-from igrpo.baselines.critique import REFINE_TEMPLATES, critique_text, fill
-from igrpo.baselines.self_verify import parse_verdict, tiny_verify_prompt
-from igrpo.drafts import build_refinement_prompt, resolve_template
+from igrpo.core.answers import answers_match, extract_final_answer
+from igrpo.variants.critique_grpo.rules import REFINE_TEMPLATES, critique_text, fill
+from igrpo.variants.self_verify.rules import parse_verdict, tiny_verify_prompt
+from igrpo.core.drafts import build_refinement_prompt, resolve_template
 from igrpo.errors import ConfigError
 from igrpo.models.warmstart import FORMATS, batch_format, check_formats, make_example
 from igrpo.tasks.arith import build_arith_task
@@ -128,7 +128,7 @@ def test_warm_start_pool_holds_out_every_eval_suite_up_to_the_holdout():
     (["task.eval_size=1001"], "task.eval_size=1001 is not valid with the tiny model"),
 ])
 def test_one_draft_cap_for_the_warm_start_and_the_variant(overrides, message):
-    from igrpo.validate import validate
+    from igrpo.config.validate import validate
     from tests.helpers import compose_config
 
     with pytest.raises(ConfigError, match=message):

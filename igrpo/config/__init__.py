@@ -5,7 +5,7 @@ Each option's YAML names its schema in its defaults list (``- /schema/variant/ig
 node holds exactly the fields its option uses: ``variant=grpo`` has no draft fields, ``reward=binary``
 no judge node, a real model no warm-start fields. Those fields never reach MLflow params or the
 ``config_hash``, and an unknown key or a value of the wrong type fails at composition time. Value
-checks that types cannot express live in ``igrpo.validate``.
+checks that types cannot express live in ``igrpo.config.validate``.
 
 Code that serves several options reads an option's own field only where that option is selected
 (``cfg.variant.num_drafts`` under ``variant.name == "igrpo"``), or through the helpers at the bottom.

@@ -39,7 +39,7 @@ class JudgeTiny(JudgeCommon):
     build_eval_every: int = MISSING
     build_pool_size: int = MISSING  # distinct training problems for judge candidates
     build_heldout_size: int = MISSING  # held-out candidates (eval-suite problems) for the reported AUROC
-    build_augment_fraction: float = MISSING  # share of training candidates that are hack-style (igrpo.judge.hacks)
+    build_augment_fraction: float = MISSING  # share of training candidates that are hack-style (igrpo.rewards.judge.hacks)
     build_target_hack_score: float = MISSING  # stop only once every hack family's dev mean score is at most this
     build_target_hack_max: float = MISSING  # ... and no single dev hack candidate scores above this
     build_hack_problems: int = MISSING  # held-out problems the hack suite is measured on at build

@@ -95,7 +95,7 @@ class Train:
     # generation.max_completion_length
     max_prompt_tokens: int | None = MISSING
     logging_steps: int = MISSING
-    # checkpoints and resume (igrpo/checkpoints.py); none of these enter the config hash
+    # checkpoints and resume (igrpo/training/checkpoints.py); none of these enter the config hash
     save_every: int = MISSING  # checkpoint every k optimizer steps (0 = no checkpoints, no resume)
     save_total_limit: int | None = MISSING  # checkpoints kept, >= 2; None = all
     resume: bool = MISSING  # a restarted run continues its unfinished MLflow run from its last checkpoint
@@ -118,7 +118,7 @@ class RunConfig:
     seed: int = MISSING
     rollout_budget: int = MISSING  # completions per prompt per step: GRPO's group size, iGRPO's N x rounds + G
     device: str = MISSING  # cpu | cuda
-    cpu_threads: int = MISSING  # torch threads on CPU; 0 = this process's share of the cores (igrpo.threads)
+    cpu_threads: int = MISSING  # torch threads on CPU; 0 = this process's share of the cores (igrpo.job.threads)
     output_dir: str | None = MISSING  # where checkpoints and scratch files go (None only in `--cfg job --resolve`: no run)
     objective: Any = MISSING  # metric returned to sweepers: a name, or a list of names (multi-objective)
     quiet: bool = MISSING  # no progress bars

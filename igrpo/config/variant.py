@@ -32,7 +32,7 @@ class VariantIGRPO:
     # what of the selected draft enters the prompt: full (the whole completion) | answer_section (a reasoning
     # model's text after its last </think>, think tags stripped; the tail when there is none, counted)
     draft_content: str = MISSING
-    template: str = MISSING  # named template (igrpo.drafts.TEMPLATES) or literal text with {draft}
+    template: str = MISSING  # named template (igrpo.core.drafts.TEMPLATES) or literal text with {draft}
 
 
 @dataclass
@@ -58,9 +58,9 @@ class Algo:
 
 @dataclass
 class VariantCritiqueGRPO:
-    """Critique-GRPO (arXiv 2506.03106; igrpo.baselines.critique): initial answers + critique-guided refinements in
+    """Critique-GRPO (arXiv 2506.03106; igrpo.variants.critique_grpo.rules): initial answers + critique-guided refinements in
     one mixed group, all trained under the plain prompt. Where the papers are silent or disagree: see the module
-    docstrings of igrpo.baselines.critique and igrpo.baselines.shaping."""
+    docstrings of igrpo.variants.critique_grpo.rules and igrpo.variants.critique_grpo.shaping."""
 
     name: str = MISSING
     num_initial: int = MISSING  # answers sampled from the plain prompt per prompt (default 7 = budget - 1)
@@ -78,9 +78,9 @@ class VariantCritiqueGRPO:
 
 @dataclass
 class VariantSelfVerify:
-    """Self-Verification (arXiv 2506.01369; igrpo.baselines.self_verify): the policy solves problems and grades its
+    """Self-Verification (arXiv 2506.01369; igrpo.variants.self_verify.rules): the policy solves problems and grades its
     own recent solutions (Yes/No), both trained with GRPO. Where the papers are silent or disagree: see the
-    module docstring of igrpo.baselines.self_verify."""
+    module docstring of igrpo.variants.self_verify.rules."""
 
     name: str = MISSING
     verify_fraction: float = MISSING  # share of each step's prompts that are verify prompts (0.375: 3 of 8)

@@ -10,7 +10,7 @@ The same command after a kill resumes: graded problems are not generated again. 
 
 import sys
 
-from igrpo.cli import check_group_choices, quiet_third_party_logs
+from igrpo.job.cli import check_group_choices, quiet_third_party_logs
 
 check_group_choices(sys.argv[1:])
 quiet_third_party_logs()
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float:
     # a terminated job unwinds like an error, so its own MLflow run is closed (FAILED), not left RUNNING
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        from igrpo.threads import apply_cpu_threads
+        from igrpo.job.threads import apply_cpu_threads
 
         apply_cpu_threads(cfg)
         from igrpo.eval.job import run_eval_job

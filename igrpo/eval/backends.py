@@ -1,7 +1,7 @@
 """Generation backends of an evaluation: HF ``generate`` (CPU, tests, any model) and vLLM offline (GPUs).
 
 Both take a chunk's prompts and return k samples per prompt (``sample``) or one greedy completion per prompt
-(``greedy``), stopping at ``igrpo.generation.stop_token_ids`` (the tokens training stops at) and at
+(``greedy``), stopping at ``igrpo.training.generation.stop_token_ids`` (the tokens training stops at) and at
 ``eval.max_new_tokens``.
 
 The vLLM path (``generation=vllm``) is one engine with ``n=k`` samples per prompt and tensor parallelism over
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from igrpo.generation import generate_texts, stop_token_ids
+from igrpo.training.generation import generate_texts, stop_token_ids
 
 
 class HFBackend:

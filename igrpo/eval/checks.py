@@ -1,4 +1,4 @@
-"""Value checks of the eval-job settings, importable without torch (``igrpo.validate`` runs them before any
+"""Value checks of the eval-job settings, importable without torch (``igrpo.config.validate`` runs them before any
 model is loaded)."""
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def make_backend(cfg, model_dir: str):
     With several processes on GPUs each rank's model goes to its own GPU (``LOCAL_RANK``)."""
     import os
 
-    from igrpo.distributed import world_size
+    from igrpo.training.distributed import world_size
     from igrpo.models.loading import load_policy
 
     if cfg.generation.name == "vllm":  # pragma: no cover  (needs vLLM and a GPU)
@@ -74,7 +74,7 @@ def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None,
     file; after a barrier each rank reads the merged store, so every rank returns the same outcome (counters
     summed over ranks). ``sharded=False``: this process alone evaluates everything (training's hand-off, where
     the other ranks have finished)."""
-    from igrpo.distributed import gather_objects, process_index, wait_for_everyone, world_size
+    from igrpo.training.distributed import gather_objects, process_index, wait_for_everyone, world_size
 
     rank, processes = (process_index(), world_size()) if sharded else (0, 1)
     store = SampleStore(store_dir, writer=f"rank{rank}" if processes > 1 else None)
@@ -130,7 +130,7 @@ def _model_to_evaluate(cfg, tracking_uri: str, run_id: str | None) -> tuple[str,
             raise ConfigError(f"run {run_id} has no saved model (train with tracking.log_model=true or "
                               "eval.mode=job); set eval.checkpoint=<model dir>")
         return str(saved), f"run:{run_id}"
-    from igrpo.builds import resolve_policy_path
+    from igrpo.job.builds import resolve_policy_path
 
     path, _ = resolve_policy_path(cfg, quiet=cfg.quiet)
     return path, cfg.model.get("path") or path
@@ -144,9 +144,9 @@ def run_eval_job(cfg) -> dict[str, float]:
     from igrpo.tracking.names import TAG_PHASE, flatten, resolve_tracking_uri
     from igrpo.tracking.runs import FINISHED, mlflow_run
 
-    from igrpo.distributed import init_processes, is_main_process, wait_for_everyone, world_size
+    from igrpo.training.distributed import init_processes, is_main_process, wait_for_everyone, world_size
 
-    from igrpo.validate import validate_for_eval
+    from igrpo.config.validate import validate_for_eval
 
     validate_for_eval(cfg)
     if world_size() > 1 and cfg.generation.name == "vllm":

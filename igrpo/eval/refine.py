@@ -2,7 +2,7 @@
 
 For every problem of every eval suite: sample N drafts (``variant.num_drafts``) from the plain prompt, select one
 as training does (``variant.selection`` by the *training reward*, scored against the reference answer), build the
-Stage-2 prompt exactly as training does (``igrpo.drafts.condition_on_drafts``: draft content, ``max_draft_tokens``,
+Stage-2 prompt exactly as training does (``igrpo.core.drafts.condition_on_drafts``: draft content, ``max_draft_tokens``,
 truncation side, ``on_all_zero``, the prompt budget ``train.max_prompt_tokens``), then sample the suite's k
 refinements of that prompt and grade them as the single-shot evaluation grades (``eval.verifier``).
 
@@ -16,7 +16,7 @@ Metrics (``eval/<suite>/...``; a rate with nothing to count is left out, never 0
 * ``refine_avg_at_<k>``: avg@k of the refinements, k the suite's own (``igrpo.eval.suites.suite_samples``);
 * ``refine_draft_correct``: share of problems whose shown (selected) draft is right;
 * ``refine_copy_rate``, ``refine_fix_rate``: as the training metrics ``refine/copy_rate`` and
-  ``refine/fix_rate`` (``igrpo.metrics.refine_rates``);
+  ``refine/fix_rate`` (``igrpo.core.metrics.refine_rates``);
 * ``eval/mean/refine_avg_at_k``: the mean over suites of ``refine_avg_at_<k>``.
 
 Sampling uses the evaluation's settings (``eval.temperature``, ``eval.top_p``, ``eval.max_new_tokens``) for drafts
@@ -32,12 +32,12 @@ import random
 
 import torch
 
-from igrpo.answers import extract_final_answer
-from igrpo.drafts import condition_on_drafts
+from igrpo.core.answers import extract_final_answer
+from igrpo.core.drafts import condition_on_drafts
 from igrpo.eval.backends import HFBackend
 from igrpo.eval.suites import answer_grader, avg_key, suite_samples
-from igrpo.generation import generate_ids
-from igrpo.metrics import add_counts, avg_at_k, refine_counts, refine_rates
+from igrpo.training.generation import generate_ids
+from igrpo.core.metrics import add_counts, avg_at_k, refine_counts, refine_rates
 from igrpo.rewards import build_reward_funcs, combine_scores
 
 PREFIX = "refine_"
@@ -77,7 +77,7 @@ def _forked_devices() -> list[int]:
 
 def sample_draft_ids(model, tokenizer, prompts: list[str], n: int, eval_cfg, seed: int) -> list[list[int]]:
     """``n`` sampled completions per prompt (prompt-major) as token ids with special tokens removed, the form the
-    trainer's Stage 1 hands to draft selection; stops at the training stop tokens (``igrpo.generation``)."""
+    trainer's Stage 1 hands to draft selection; stops at the training stop tokens (``igrpo.training.generation``)."""
     with torch.random.fork_rng(devices=_forked_devices()):
         torch.manual_seed(seed)
         return generate_ids(model, tokenizer, prompts, int(eval_cfg.max_new_tokens), do_sample=True,
@@ -86,7 +86,7 @@ def sample_draft_ids(model, tokenizer, prompts: list[str], n: int, eval_cfg, see
 
 
 def _reward_rows(problems, prompts: list[str], n: int) -> dict[str, list]:
-    """The reward functions' columns, as the training dataset has them (igrpo.trainer_factory.build_dataset)."""
+    """The reward functions' columns, as the training dataset has them (igrpo.training.factory.build_dataset)."""
     rows = [p for p in problems for _ in range(n)]
     return {"prompts": [q for q in prompts for _ in range(n)], "answer": [p.answer for p in rows],
             "problem": [p.problem for p in rows], "prompt_id": [p.id for p in rows], "level": [p.level for p in rows]}
@@ -128,7 +128,7 @@ def evaluate_refinement(model, tokenizer, task, cfg, seed: int, suites: list[str
 def draft_and_condition(model, tokenizer, problems, plain: list[str], eval_cfg, variant, template: str,
                         max_prompt_tokens, funcs, weights, n: int, seed: int, suite: str, start: int):
     """Stage 1 for one chunk of problems, as training runs it: (drafts, their training rewards, one
-    ``igrpo.drafts.Conditioned`` per problem). Drafts are prompt-major, ``n`` per problem."""
+    ``igrpo.core.drafts.Conditioned`` per problem). Drafts are prompt-major, ``n`` per problem."""
     ids = sample_draft_ids(model, tokenizer, plain, n, eval_cfg, stage_seed(seed, suite, start, "drafts"))
     drafts = tokenizer.batch_decode(ids, skip_special_tokens=True)
     columns = _reward_rows(problems, plain, n)

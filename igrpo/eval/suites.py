@@ -2,7 +2,7 @@
 
 Each suite has its own k (``eval.suites.<name>.samples``, default ``eval.samples_per_problem``): the paper's
 protocol is avg@64 on AIME and avg@8 elsewhere. Metric names (``eval_metric_names`` lists them, and
-``igrpo.validate.objective_choices`` offers exactly these as objectives):
+``igrpo.config.validate.objective_choices`` offers exactly these as objectives):
 
 * ``eval/<suite>/avg_at_<k>`` with the suite's own k, and ``eval/<suite>/greedy`` when ``eval.greedy``;
 * ``eval/mean/avg_at_k``: the mean over suites of each suite's avg@k, whatever the k's (the paper's "Avg"
@@ -20,7 +20,7 @@ Every evaluation's per-problem scores (fraction of a problem's k samples correct
 problem ids) ride on its sample rows as ``per_problem``; ``log_per_problem`` writes them to the run as
 ``eval/per_problem_step<step>.json``, which ``analysis`` reads for its paired bootstrap intervals.
 
-Answers are graded with ``igrpo.verify.MathVerifier`` (``eval.verifier=math_verify``: symbolic equivalence
+Answers are graded with ``igrpo.rewards.verify.MathVerifier`` (``eval.verifier=math_verify``: symbolic equivalence
 with a time budget) or exact normalised text (``exact``, enough for the embedded integer task).
 """
 
@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from igrpo.answers import answers_match, extract_final_answer
+from igrpo.core.answers import answers_match, extract_final_answer
 from igrpo.eval.checks import EVAL_MODES  # noqa: F401  (re-exported)
-from igrpo.metrics import avg_at_k
+from igrpo.core.metrics import avg_at_k
 from igrpo.tasks.base import TaskData
 from igrpo.tracking.names import PER_PROBLEM_ARTIFACT
 
@@ -67,7 +67,7 @@ def eval_metric_names(eval_cfg, suites: list[str]) -> list[str]:
 def _shared_verifier(time_budget_s: float):
     """One verifier (one worker process) per budget for the whole process: evals before, during and after
     training share it, so sympy is imported once."""
-    from igrpo.verify import MathVerifier
+    from igrpo.rewards.verify import MathVerifier
 
     return MathVerifier(time_budget_s=time_budget_s)
 

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from omegaconf import ListConfig
 
-from igrpo.baselines.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
-from igrpo.baselines.self_verify import TINY_VERIFY_TEMPLATE
-from igrpo.drafts import resolve_template
+from igrpo.variants.critique_grpo.rules import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
+from igrpo.variants.self_verify.rules import TINY_VERIFY_TEMPLATE
+from igrpo.core.drafts import resolve_template
 from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
 from igrpo.tasks.arith import WARMSTART_HOLDOUT, build_arith_task, max_solution_chars
 

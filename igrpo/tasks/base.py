@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from igrpo.drafts import resolve_template
+from igrpo.core.drafts import resolve_template
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class TaskData:
     def refinement_template(self, template: str) -> str:
         """A refinement template (name or literal) as the iGRPO Stage-2 prompt for this task: the named template
         is the user message, so with a chat template it is framed like every plain prompt. Returned as a literal
-        template (still filled by ``igrpo.drafts.build_refinement_prompt``); unchanged without a chat frame."""
+        template (still filled by ``igrpo.core.drafts.build_refinement_prompt``); unchanged without a chat frame."""
         if not (self.chat_prefix or self.chat_suffix):
             return template
         return escape_braces(self.chat_prefix) + resolve_template(template) + escape_braces(self.chat_suffix)

@@ -1,7 +1,7 @@
 """Chat formatting for real models: every prompt is a *string* with the chat template already applied.
 
 Why strings and not TRL's conversational prompts (lists of ``{role, content}``, which TRL would template
-itself): iGRPO's Stage 1 (``igrpo/trainer.py``) rewrites ``row["prompt"]`` as a string built from a
+itself): iGRPO's Stage 1 (``igrpo/training/trainer.py``) rewrites ``row["prompt"]`` as a string built from a
 refinement template (``build_refinement_prompt``), and TRL decides once per batch whether prompts are
 conversational, so plain and draft-conditioned prompts must have the same form. With strings, plain prompts,
 Stage-2 prompts and eval prompts all go through one path.
@@ -66,7 +66,7 @@ def completion_cue(prompt_template: str) -> str | None:
 
 def refinement_template(task, template: str) -> str:
     """The iGRPO Stage-2 prompt template for ``task``'s prompt format (still filled by
-    ``igrpo.drafts.build_refinement_prompt``). With a chat template the named template is the user message, framed
+    ``igrpo.core.drafts.build_refinement_prompt``). With a chat template the named template is the user message, framed
     like every plain prompt (``TaskData.refinement_template``). Without one (a base model), the prompt must end
     where the model's answer starts, as its plain prompt does: the model's own prompt is kept around the problem
     and draft, and its completion cue (``Solution:``) ends it; a template that already ends with the cue (the tiny
@@ -75,7 +75,7 @@ def refinement_template(task, template: str) -> str:
     cue = None if (task.chat_prefix or task.chat_suffix) else completion_cue(task.prompt_template)
     if cue is None:
         return framed
-    from igrpo.drafts import resolve_template
+    from igrpo.core.drafts import resolve_template
     from igrpo.tasks.base import escape_braces
 
     framed = resolve_template(framed)

@@ -4,7 +4,7 @@ One loader serves training data (``task=math``, ``task=acereason``) and every ev
 A source names its columns (``problem_field``, ``answer_field``, optional ``solution_field``) and how the
 answer column holds the answer (``answer_format``: ``plain``; ``boxed`` = its boxed answer; ``hash`` =
 the text after its last ``####``, as in GSM8K). A row without an answer falls back to the boxed answer
-of its solution (MATH ships only full solutions; ``igrpo.answers.final_boxed`` reads ``\\boxed 2``,
+of its solution (MATH ships only full solutions; ``igrpo.core.answers.final_boxed`` reads ``\\boxed 2``,
 ``\\fbox{}`` and solutions with several boxes).
 
 Bad rows are skipped and counted, not fatal: a malformed row (invalid JSON, a missing, empty or non-text field,
@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from igrpo.answers import final_boxed
+from igrpo.core.answers import final_boxed
 from igrpo.errors import ConfigError, choice_error
 from igrpo.tasks.base import Problem
 

@@ -34,7 +34,7 @@ PHASE_SWEEP = "sweep"  # the parent of a `-m` multirun or an Optuna study
 PHASE_EXPERIMENT = "experiment"  # the parent of an experiment's runs (tracking.parent_key)
 PHASE_BASE_MODEL = "base_model"  # a base-model build
 PHASE_JUDGE_BUILD = "judge_build"  # a judge build
-TAG_CONFIG_HASH = "config_hash"  # igrpo.runner.config_hash: same hash = same experiment
+TAG_CONFIG_HASH = "config_hash"  # igrpo.job.runner.config_hash: same hash = same experiment
 TAG_EXPERIMENT = "experiment"  # experiments/: the spec's name
 TAG_ARM = "arm"
 TAG_SCALE = "scale"

@@ -1,4 +1,4 @@
-"""What checkpoint/resume (``igrpo.checkpoints``) reads back from an MLflow run it continues."""
+"""What checkpoint/resume (``igrpo.training.checkpoints``) reads back from an MLflow run it continues."""
 
 from __future__ import annotations
 

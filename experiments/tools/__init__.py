@@ -1,0 +1,1 @@
+"""Tools beside the library: the step-time bench and the judge server."""

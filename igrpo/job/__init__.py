@@ -1,0 +1,1 @@
+"""Running a job: the command line, one run from config to logged result, base-model builds, thread sharing."""

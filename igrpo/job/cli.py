@@ -1,0 +1,177 @@
+"""Command-line glue for ``run.py``: one-line errors, quiet third-party logs, the end-of-run summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable
+
+from igrpo import CONF_DIR
+from igrpo.errors import ConfigError
+from igrpo.tracking.names import ui_runs_url
+
+_SIMPLE_VALUES = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
+
+
+def group_options(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
+    """Config group -> its option names, read from the conf/ tree; nested groups by path (``reward/judge``).
+    Hydra's own groups (``hydra/...``) are left out: plugins add options to them that are not files here."""
+    return {
+        d.relative_to(conf_dir).as_posix(): sorted(p.stem for p in d.glob("*.yaml"))
+        for d in sorted(path for path in conf_dir.rglob("*") if path.is_dir())
+        if any(d.glob("*.yaml")) and d.relative_to(conf_dir).parts[0] != "hydra"
+    }
+
+
+def find_bad_group_choice(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
+    """The one-line error for the first override that selects a non-existent group option, if any.
+    Only plain values and comma lists are checked; sweep functions (choice(), glob()) are left to Hydra."""
+    groups = group_options(conf_dir)
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+~")
+        if key not in groups or not _SIMPLE_VALUES.match(value):
+            continue
+        for option in value.split(","):
+            if option not in groups[key]:
+                return f"{key}={option} is not a known option; choose one of: {', '.join(groups[key])}"
+    return None
+
+
+def check_group_choices(argv: list[str]) -> None:
+    error = find_bad_group_choice(argv)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+_FULL_KEY = re.compile(r"full_key: (\S+)")
+_NOT_CONVERTED = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
+_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
+_NOT_IN_NODE = re.compile(r"Key '([^']+)' (?:not in|is not in struct)")
+
+
+def hydra_error_line(err: BaseException, argv: list[str]) -> str:
+    """Hydra's or OmegaConf's multi-line composition error as our one line, naming the override at fault."""
+    cause = err.__cause__ if err.__cause__ is not None else err
+    detail = str(cause)
+    key = _FULL_KEY.search(detail)
+    converted = _NOT_CONVERTED.search(detail)
+    if converted and key:
+        kind = _KINDS.get(converted.group(2), f"of type {converted.group(2).lower()}")
+        return f"{key.group(1)}={converted.group(1)} is not valid; it must be {kind}"
+    missing = _NOT_IN_NODE.search(detail)
+    if missing:
+        name = key.group(1) if key else missing.group(1)
+        return f"{name} is not a known config key; list the keys with: python run.py --cfg job"
+    if type(err).__name__ == "OverrideParseException":
+        bad = _unparseable_override(argv)
+        where = f"the override {bad!r}" if bad else "an override"
+        return (f"could not parse {where}: {detail.splitlines()[0]}; quote values with spaces or braces, "
+                "e.g. 'variant.template=\"Fix: {draft}\"'")
+    lines = [line.strip() for text in (str(err), detail if cause is not err else "") for line in text.splitlines()]
+    return ": ".join(dict.fromkeys(line for line in lines if line and not line.startswith(("See https", "full_key",
+                                                                                           "object_type"))))
+
+
+def _unparseable_override(argv: list[str]) -> str | None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        try:
+            parser.parse_override(arg)
+        except HydraException:
+            return arg
+    return None
+
+
+def run_hydra_app(main: Callable[[], object], argv: list[str]) -> None:
+    """Run a ``@hydra.main`` app, turning Hydra's own composition errors into one line and exit status 2.
+
+    Hydra prints these errors over several lines (exit 1); with HYDRA_FULL_ERROR set it raises them instead, and
+    errors raised inside a job (already handled by ``run_job``, or real crashes) keep their full traceback.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if user_wants_traceback or getattr(err, "raised_in_job", False):
+            raise
+        print(f"error: {hydra_error_line(err, argv)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def quiet_third_party_logs() -> None:
+    """Keep the terminal to our progress bars and summary; warnings stay available with IGRPO_VERBOSE=1."""
+    if os.environ.get("IGRPO_VERBOSE"):
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")  # mlflow sets its loggers' level from this on import
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "trl", "accelerate", "datasets", "httpx", "urllib3", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def summary(result, cfg) -> str:
+    """Short end-of-run text: where the run is, base -> final headline metrics, how to look at it."""
+    lines = [f"run {result.run_id} ({cfg.variant.name}/{cfg.algo.name}/{cfg.reward.name}, seed {cfg.seed}) "
+             f"in experiment '{result.experiment}'"]
+    for key in sorted(result.final_metrics):  # each suite's avg@k (its own k), greedy, and the means
+        if key.startswith("eval/") and ("/avg_at_" in key or key.endswith("greedy")):
+            lines.append(f"  {key:28s} {result.base_metrics.get(key, float('nan')):.3f} -> "
+                         f"{result.final_metrics[key]:.3f}")
+    values = result.objective if isinstance(result.objective, list) else [result.objective]
+    names = cfg.objective if isinstance(cfg.objective, str) else ", ".join(cfg.objective)
+    lines.append(f"  objective {names} = {', '.join(f'{v:.4f}' for v in values)}")
+    if result.tracking_uri.startswith(("http://", "https://")):  # an `mlflow server`: its UI is right there
+        lines.append(f"view: {ui_runs_url(result.experiment_id or '0', result.tracking_uri)}")
+    else:
+        lines.append(f"view: mlflow ui --backend-store-uri {result.tracking_uri} --workers 1")
+        if result.experiment_id:
+            lines.append(f"      then open {ui_runs_url(result.experiment_id)}")
+    return "\n".join(lines)
+
+
+def run_job(cfg) -> float | list[float]:
+    """Run one job; config mistakes end it with a one-line error and exit status 2."""
+    import signal
+
+    quiet_third_party_logs()  # again here: joblib/submitit jobs run in processes that never ran run.py's main
+    # A terminated job (SIGTERM from a scheduler or `kill`) unwinds like an error, so its MLflow run is
+    # closed as FAILED instead of being left RUNNING.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        from igrpo.config.validate import validate
+
+        validate(cfg)  # before importing the trainer stack: a config mistake costs ~2 s, not ~10
+        from igrpo.job.threads import apply_cpu_threads
+
+        apply_cpu_threads(cfg)  # torch threads = this process's share of the cores (igrpo/job/threads.py)
+        from igrpo.job.runner import run
+
+        result = run(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:  # a crash inside the job keeps its traceback (see run_hydra_app)
+        err.raised_in_job = True
+        raise
+    if result.run_id:  # the main process; other ranks of a multi-process run stay quiet
+        print(summary(result, cfg))
+    return result.objective
