@@ -1,6 +1,6 @@
 """Seed aggregation: mean ± half-width of a two-sided 95% Student-t interval, and its text form.
 
-With n seeds the interval is mean ± t(0.975, n-1) · s / sqrt(n) (s: sample std, ddof=1). One seed has
+With n seeds the interval is mean ± t(0.975, n-1) · s / sqrt(n) (s: sample std, ddof=1; ``scipy.stats.t.interval``). One seed has
 no interval (shown as the bare mean); a metric that no run logged is ``n/a``, never 0.
 """
 
@@ -31,7 +31,8 @@ def t_interval(values, confidence: float = CONFIDENCE) -> Cell:
     if n == 1:
         return Cell(mean, None, 1)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1))
-    return Cell(mean, float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n), n)
+    _, high = stats.t.interval(confidence, n - 1, loc=0.0, scale=sd / math.sqrt(n))
+    return Cell(mean, float(high), n)
 
 
 def mean_of_columns(values) -> float:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from experiments.spec import CONF_DIR, SpecError
+from experiments.spec import SpecError
+from igrpo import CONF_DIR
 
 
 def debug_choice(overrides: list[str] | tuple) -> str | None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments.plan import PlannedRun, override_key
-from experiments.spec import CONF_DIR
+from igrpo import CONF_DIR
 from igrpo.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,7 +31,6 @@ import yaml
 from omegaconf import MISSING, OmegaConf
 
 from experiments.typed_yaml import SpecError, typed
-from igrpo import CONF_DIR  # the run configs the specs' overrides compose against
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SCALES = ("cpu", "paper")

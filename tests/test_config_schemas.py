@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from igrpo.config import SCHEMAS
+from igrpo.config import SCHEMAS, variant_schemas
 from igrpo.job.identity import config_hash
 from igrpo.tracking.names import flatten
 from tests.helpers import compose_config, run_cli
@@ -37,7 +37,8 @@ def _compose(*overrides: str, conf: Path = CONF):
 def _check_node(node, where: str) -> None:
     schema = OmegaConf.get_type(node)
     assert dataclasses.is_dataclass(schema), f"{where}: composed without a schema ({schema})"
-    assert schema in {s for options in SCHEMAS.values() for s in options.values()}, where
+    known = {s for options in (*SCHEMAS.values(), variant_schemas()) for s in options.values()}
+    assert schema in known, where
     fields = [f.name for f in dataclasses.fields(schema)]
     assert list(node.keys()) == fields or set(node.keys()) == set(fields), f"{where}: {list(node.keys())} != {fields}"
 

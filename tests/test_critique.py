@@ -10,7 +10,7 @@ import random
 import pytest
 import torch
 
-from igrpo.variants.budget import check_baseline_variant, generated_per_prompt
+from igrpo.variants import variant_of
 from igrpo.variants.critique_grpo.rules import (
     best_indices,
     critique_text,
@@ -83,12 +83,12 @@ class TestBudget:
     def test_default_is_seven_plus_one(self):
         cfg = compose_config("variant=critique_grpo")
         assert (cfg.variant.num_initial, cfg.variant.num_refinements) == (7, 1)
-        assert generated_per_prompt(cfg) == 8
-        assert generated_per_prompt(compose_config("variant=critique_grpo", "rollout_budget=16")) == 16
+        assert _spent(cfg) == 8
+        assert _spent(compose_config("variant=critique_grpo", "rollout_budget=16")) == 16
 
     def test_every_variant_spends_the_budget(self):
         for variant in ("grpo", "igrpo", "critique_grpo", "self_verify"):
-            assert generated_per_prompt(compose_config(f"variant={variant}")) == 8, variant
+            assert _spent(compose_config(f"variant={variant}")) == 8, variant
 
     @pytest.mark.parametrize("overrides, spent", [
         (["variant.refine_from=all"], 14),  # 7 initial + a refinement of each
@@ -96,14 +96,14 @@ class TestBudget:
     ])
     def test_code_faithful_modes_need_allow_budget_mismatch(self, overrides, spent):
         cfg = compose_config("variant=critique_grpo", *overrides)
-        assert generated_per_prompt(cfg) == spent
+        assert _spent(cfg) == spent
         with pytest.raises(ConfigError, match=f"generates {spent} completions per prompt"):
-            check_baseline_variant(cfg)
+            variant_of(cfg).check(cfg)
         allowed = compose_config("variant=critique_grpo", *overrides, "variant.allow_budget_mismatch=true")
-        check_baseline_variant(allowed)
+        variant_of(allowed).check(allowed)
 
     def test_self_cot_matched_by_one_initial_answer_less(self):
-        check_baseline_variant(compose_config("variant=critique_grpo", "variant.critique=self_cot",
+        _check(compose_config("variant=critique_grpo", "variant.critique=self_cot",
                                               "variant.num_initial=6"))
 
     @pytest.mark.parametrize("override, message", [
@@ -114,7 +114,7 @@ class TestBudget:
     ])
     def test_bad_values(self, override, message):
         with pytest.raises(ConfigError, match=message):
-            check_baseline_variant(compose_config("variant=critique_grpo", override,
+            _check(compose_config("variant=critique_grpo", override,
                                                   "variant.allow_budget_mismatch=true"))
 
 
@@ -243,3 +243,11 @@ def test_a_training_batch_is_trained_under_the_plain_prompt(compose):
     assert stages == {"initial", "refinement"}
     refined = [row for row in recorder.rows if row["stage"] == "refinement"]
     assert all("\nCritique:The generated solution is" in row["prompt"] for row in refined)
+
+
+def _check(cfg) -> None:
+    variant_of(cfg).check(cfg)
+
+
+def _spent(cfg) -> int:
+    return variant_of(cfg).generated_per_prompt(cfg)

@@ -18,7 +18,8 @@ import pytest
 from tests.helpers import ROOT, run_cli, tiny_overrides
 from mlflow.tracking import MlflowClient
 
-from igrpo.training.checkpoints import STATE_FILE, RunCheckpoints, check_settings, open_checkpoints
+from igrpo.config.fields import check_fields
+from igrpo.training.checkpoints import STATE_FILE, RunCheckpoints, open_checkpoints
 from igrpo.errors import ConfigError
 
 STEPS = 24
@@ -240,11 +241,11 @@ def test_checkpoint_settings_are_checked_and_left_out_of_the_config_hash(compose
         changed = OmegaConf.merge(cfg, {"train": train})
         return changed
 
-    check_settings(variant(save_every=3).train)
-    check_settings(variant(save_every=3, save_total_limit=None).train)
+    check_fields(variant(save_every=3).train, "train")
+    check_fields(variant(save_every=3, save_total_limit=None).train, "train")
     with pytest.raises(ConfigError, match="save_total_limit=1"):
-        check_settings(variant(save_every=3, save_total_limit=1).train)
+        check_fields(variant(save_every=3, save_total_limit=1).train, "train")
     with pytest.raises(ConfigError, match="save_every=-1"):
-        check_settings(variant(save_every=-1).train)
+        check_fields(variant(save_every=-1).train, "train")
     assert config_hash(variant(save_every=5, resume=False, checkpoint_root="/x", save_total_limit=4)) == base
     assert config_hash(variant(steps=3)) != base

@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from igrpo.variants.budget import check_baseline_variant, generated_per_prompt
+from igrpo.variants import variant_of
 from igrpo.variants.self_verify.rules import (
     INSTRUCTIONS,
     BufferEntry,
@@ -161,7 +161,7 @@ class TestLayouts:
         assert parse_verdict(verdict_line(True)) is True and parse_verdict(verdict_line(False)) is False
 
     def test_turns_layout_is_the_papers_three_turns(self):
-        from igrpo.variants.factory import verify_prompt_builder
+        from igrpo.variants.self_verify import verify_prompt_builder
         from igrpo.models.tiny import build_char_tokenizer
         from igrpo.tasks import load_task
 
@@ -173,9 +173,9 @@ class TestLayouts:
 class TestConfig:
     def test_defaults_keep_the_budget(self):
         cfg = compose_config("variant=self_verify")
-        assert generated_per_prompt(cfg) == 8
+        assert _spent(cfg) == 8
         assert num_verify_groups(cfg.train.prompts_per_step, cfg.variant.verify_fraction) == 3  # of 8 prompts
-        check_baseline_variant(cfg)
+        variant_of(cfg).check(cfg)
 
     @pytest.mark.parametrize("override, message", [
         ("variant.verify_mode=add", "budget mismatch"),
@@ -188,7 +188,7 @@ class TestConfig:
     ])
     def test_bad_values(self, override, message):
         with pytest.raises(ConfigError, match=message):
-            check_baseline_variant(compose_config("variant=self_verify", override))
+            _check(compose_config("variant=self_verify", override))
 
 
 def test_reward_wrappers_split_solve_and_verify_rows():
@@ -243,3 +243,11 @@ def test_a_training_batch_with_verify_rows(compose):
     assert trainer._metrics["train"]["verify/rows_frac"] == [0.5]
     new = [e for e in trainer.buffer.entries if e is not entry]
     assert len(new) == 8 and all(e.step == 0 and e.prompt_id == rows[0]["prompt_id"] for e in new)
+
+
+def _check(cfg) -> None:
+    variant_of(cfg).check(cfg)
+
+
+def _spent(cfg) -> int:
+    return variant_of(cfg).generated_per_prompt(cfg)

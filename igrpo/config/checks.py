@@ -23,6 +23,16 @@ SEED_RANGE = (0, 2**32 - 1)  # numpy's legacy seeding (and so TRL's set_seed) ac
 REACHABILITY_TIMEOUT_S = 3.0  # per probe (connect, then one HTTP request): an unreachable store fails in seconds
 
 
+def check_required(cfg) -> None:
+    """A field an option leaves to the user (``???`` in its YAML, e.g. model=hf's path) must be given."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} is required by the chosen options and has no value; set it on the "
+                          f"command line, e.g. {missing[0]}=<value>")
+
+
 def check_known_keys(cfg, prefix: str = "") -> None:
     """Every key of a schema-typed node is a field of its schema: ``+foo=1`` or ``+model.foo=1`` (Hydra's force-add
     bypasses the schema) is refused instead of being silently ignored. Free-form dicts (e.g. ``tracking.tags``,

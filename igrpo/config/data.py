@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from omegaconf import MISSING
+
+from igrpo.config.fields import choice, number
+from igrpo.errors import ConfigError, choice_error
+from igrpo.rewards import VERIFIERS
+
+EVAL_MODES = ("inline", "job")
+_SUITE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def _check_source(node, label: str) -> None:
+    from igrpo.tasks.sources import SourceSpec, check_spec
+
+    check_spec(SourceSpec.from_cfg(node, label))
 
 
 @dataclass
@@ -31,10 +45,25 @@ class TaskArith:
     data_seed: int = MISSING  # fixes the problems, independent of the run seed
     train_levels: list[str] = MISSING
     eval_suites: list[str] = MISSING  # the held-out suites under eval=toy
-    train_size: int = MISSING
-    eval_size: int = MISSING  # problems per eval suite
+    train_size: int = number(gt=0)
+    eval_size: int = number(gt=0)  # problems per eval suite
     first_digits: int = MISSING  # the chain starts from a number of up to this many digits
     step_digits: int = MISSING  # each step adds or subtracts a number of up to this many digits
+
+    @staticmethod
+    def check(t, cfg) -> None:
+        from igrpo.tasks.arith import LEVELS, check_level_fits
+
+        if not t.eval_suites and not cfg.eval.suites:
+            raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
+        for level in [*t.train_levels, *t.eval_suites]:
+            if level not in LEVELS:
+                raise choice_error("task level", level, LEVELS)
+        if "warmstart_formats" in cfg.model:  # the tiny model: one character per token, so lengths are exact
+            # the longest worked solution of every level (+ its end token) must fit the completion caps
+            check_level_fits([*t.train_levels, *t.eval_suites], t.first_digits, t.step_digits,
+                             {"generation.max_completion_length": cfg.generation.max_completion_length,
+                              "eval.max_new_tokens": cfg.eval.max_new_tokens})
 
 
 @dataclass
@@ -44,39 +73,62 @@ class TaskDataset(DataSource):
     name: str = MISSING
     data_seed: int = MISSING  # fixes the max_train_size subset
     prompt_template: str | None = MISSING  # user message with {problem}; None = model's, else the task's own
-    max_train_size: int | None = MISSING  # seeded random subset of this many problems; None = all
+    max_train_size: int | None = number(gt=0)  # seeded random subset of this many problems; None = all
     decontaminate: bool = MISSING  # drop training problems sharing an n-gram with any eval problem
     decontaminate_ngram: int = MISSING  # n of those n-grams (words); open-r1 uses 8
+
+    @staticmethod
+    def check(t, cfg) -> None:
+        _check_source(t, "task")
+        if not cfg.eval.suites:
+            raise ConfigError(f"eval={cfg.eval.name} is not valid with task={t.name}: a real dataset has no eval "
+                              "suites of its own; use eval=paper (or set eval.suites)")
+        if t.prompt_template is not None and "{problem}" not in t.prompt_template:
+            raise ConfigError(f"task.prompt_template={t.prompt_template!r} is not valid: it must contain {{problem}} "
+                              "(where the problem goes)")
 
 
 @dataclass
 class EvalSuite(DataSource):
     """One named held-out benchmark (eval=paper): its source and its k."""
 
-    samples: int | None = MISSING  # k of this suite's avg@k; None = eval.samples_per_problem
-    max_problems: int | None = MISSING  # keep only the first N problems (quick looks); None = all
+    samples: int | None = number(gt=0)  # k of this suite's avg@k; None = eval.samples_per_problem
+    max_problems: int | None = number(gt=0)  # keep only the first N problems (quick looks); None = all
 
 
 @dataclass
 class Eval:
     name: str = MISSING
-    samples_per_problem: int = MISSING  # k of avg@k for every suite that does not set its own samples
-    temperature: float = MISSING
-    top_p: float = MISSING
-    max_new_tokens: int = MISSING
-    batch_size: int = MISSING  # sequences generated at once
-    every_steps: int = MISSING  # also evaluate every k training steps (0 = only before and after)
+    samples_per_problem: int = number(gt=0)  # k of avg@k for every suite that does not set its own samples
+    temperature: float = number(gt=0)
+    top_p: float = number(gt=0, le=1)
+    max_new_tokens: int = number(gt=0)
+    batch_size: int = number(gt=0)  # sequences generated at once
+    every_steps: int = number(ge=0)  # also evaluate every k training steps (0 = only before and after)
     greedy: bool = MISSING  # also report greedy accuracy
-    verifier: str = MISSING  # answer equivalence: math_verify | exact (text)
-    verify_time_budget_s: float = MISSING  # math_verify: per-answer limit (killable worker process)
+    verifier: str = choice(*VERIFIERS)  # answer equivalence: math_verify (symbolic) | exact (text)
+    verify_time_budget_s: float = number(gt=0)  # math_verify: per-answer limit (killable worker process)
     suites: dict[str, EvalSuite] = MISSING  # named benchmarks; empty = the task's own suites (eval=toy)
     # where a training run evaluates at its end: inline (in the training process) | job (the resumable
     # `python -m igrpo.eval` path on the saved final model, igrpo/eval/job.py)
-    mode: str = MISSING
+    mode: str = choice(*EVAL_MODES)
     store_root: str = MISSING  # eval jobs keep each suite's graded samples here (JSONL), so a relaunch resumes
     # `python -m igrpo.eval` only: what to evaluate and where to log it
     checkpoint: str | None = MISSING  # model directory or hub id; None = the run's saved model, else model.path
     run_id: str | None = MISSING  # MLflow run to log into (a training run); None = a new run tagged phase=eval
-    step: int | None = MISSING  # step to log at; None = the checkpoint's step, else the run's train.steps
+    step: int | None = number(ge=0, why="(or null: the run's train.steps)")  # None = the checkpoint's step, else train.steps
     # variant=igrpo: also the draft-conditioned evaluation (igrpo.eval.refine): eval/<suite>/refine_avg_at_<k>
     refine: bool = MISSING
+
+    @staticmethod
+    def check(e, cfg) -> None:
+        from igrpo.config.fields import check_fields
+
+        for name, suite in e.suites.items():
+            if not _SUITE_NAME.fullmatch(str(name)) or name == "mean":
+                raise ConfigError(f"eval.suites.{name} is not a valid suite name; use letters, digits, _ - . "
+                                  "(it becomes part of metric names; 'mean' is reserved)")
+            _check_source(suite, f"eval.suites.{name}")
+            check_fields(suite, f"eval.suites.{name}", EvalSuite)
+        if not str(e.store_root).strip():
+            raise ConfigError("eval.store_root is empty; name a directory for the eval job's graded samples")

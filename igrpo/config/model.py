@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional
 
 from omegaconf import MISSING
 
+from igrpo.config.fields import choice, number
+from igrpo.errors import ConfigError, choice_error
+
+DTYPES = ("float32", "bfloat16", "float16")
+ATTENTION = ("sdpa", "flash_attention_2", "eager")
+
+
+def model_path(model_cfg) -> str | None:
+    """The base model's hub id or directory; None for the embedded tiny model (built in-project)."""
+    return model_cfg.get("path") if "path" in model_cfg else None
+
+
+def check_model_path_here(model_cfg) -> None:
+    """A local model directory must exist on the machine that runs the job (a hub id is left to the hub)."""
+    path = model_path(model_cfg)
+    if path is None:
+        return
+    local = path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
+    if local and not os.path.isdir(os.path.expanduser(path)):
+        raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
+
 
 @dataclass
 class ModelCommon:
     name: str = MISSING  # label used in run names and tags
-    dtype: str = MISSING  # float32 | bfloat16 | float16; the half types need device=cuda
+    dtype: str = choice(*DTYPES)  # the half types need device=cuda
     cache_dir: str | None = MISSING  # where built models (policy, tiny judge) are cached; None = .cache/igrpo
+
+    @staticmethod
+    def check(m, cfg) -> None:
+        if cfg.device == "cpu" and m.dtype != "float32":
+            raise ConfigError(f"model.dtype={m.dtype} is not valid with device=cpu (half precision needs a GPU); "
+                              "use device=cuda, or model.dtype=float32 on CPU")
 
 
 @dataclass
@@ -34,17 +62,35 @@ class ModelTiny(ModelCommon):
     # auxiliary prompt formats made in-distribution (igrpo.models.warmstart.FORMATS): refine | critique | verify;
     # one base for every variant, so each method's own prompt is known to it
     warmstart_formats: list[str] = MISSING
-    warmstart_format_fraction: float = MISSING  # share of batches in an auxiliary format (split equally among them)
-    warmstart_corrupt_fraction: float = MISSING  # share of shown drafts / critiqued answers that are corrupted
+    warmstart_format_fraction: float = number(ge=0, le=1)  # share of batches in an auxiliary format (split equally among them)
+    warmstart_corrupt_fraction: float = number(ge=0, le=1)  # share of shown drafts / critiqued answers that are corrupted
     warmstart_pool_size: int = MISSING  # distinct training problems drawn for the warm start
     # the base's own seed (initial weights, warm-start batches, dev draw): vary it with the run seed to count the
     # base's variance in a seed interval (experiments' specs say when they do); 0 = the default base
-    warmstart_seed: int = MISSING
+    warmstart_seed: int = number(ge=0, lt=2**32)
     # drafts in warm-start prompts are cut to their last N characters; null = whole drafts (iGRPO as the paper defines it)
-    warmstart_max_draft_tokens: Optional[int] = MISSING
+    warmstart_max_draft_tokens: Optional[int] = number(gt=0)
     # arithmetic levels the warm start teaches (one base for every task level: a task's harder levels are harder
     # for the same base); its dev accuracy is measured on their mix
     warmstart_levels: list[str] = MISSING
+
+    @staticmethod
+    def check(m, cfg) -> None:
+        from igrpo.models.warmstart import check_formats  # the warm start's formats (imports torch: only here)
+        from igrpo.tasks.arith import LEVELS, WARMSTART_HOLDOUT
+
+        ModelCommon.check(m, cfg)
+        check_formats(m.warmstart_formats)
+        for level in m.warmstart_levels:
+            if level not in LEVELS:
+                raise choice_error("model.warmstart_levels entry", level, LEVELS)
+        if not m.warmstart_levels:
+            raise ConfigError(f"model.warmstart_levels=[] is not valid; give at least one of {', '.join(LEVELS)}")
+        if cfg.task.name == "arith" and cfg.task.eval_size > WARMSTART_HOLDOUT:
+            raise ConfigError(f"task.eval_size={cfg.task.eval_size} is not valid with the tiny model: the warm start "
+                              f"holds out only the first {WARMSTART_HOLDOUT} eval problems of each level; "
+                              f"use task.eval_size<={WARMSTART_HOLDOUT}")
+        _check_shown_solution_cap(cfg)
 
 
 @dataclass
@@ -55,4 +101,35 @@ class ModelHF(ModelCommon):
     chat_template: bool = MISSING  # wrap every prompt (plain, draft-conditioned, eval) in the tokenizer's template
     system_prompt: str | None = MISSING  # system message when chat_template is true; None = no system turn
     prompt_template: str | None = MISSING  # user message with {problem}; None = the task's own
-    attn_implementation: str = MISSING  # transformers attention kernel: sdpa | flash_attention_2 (needs flash-attn) | eager
+    attn_implementation: str = choice(*ATTENTION)  # transformers attention kernel (flash_attention_2 needs flash-attn)
+
+    @staticmethod
+    def check(m, cfg) -> None:
+        ModelCommon.check(m, cfg)
+        if m.attn_implementation == "flash_attention_2" and cfg.device != "cuda":
+            raise ConfigError("model.attn_implementation=flash_attention_2 needs device=cuda; use "
+                              "model.attn_implementation=sdpa on CPU")
+        if m.prompt_template is not None and "{problem}" not in m.prompt_template:
+            raise ConfigError(f"model.prompt_template={m.prompt_template!r} is not valid: it must contain {{problem}} "
+                              "(where the problem goes)")
+
+
+def _check_shown_solution_cap(cfg) -> None:
+    """The tiny base is warm-started on drafts cut to ``model.warmstart_max_draft_tokens`` characters (null: whole
+    drafts): the cap of a variant that shows a previous solution must be that one (with null: one that cuts
+    nothing, i.e. at least the completion cap), or its Stage-2 prompts are out of the distribution the base knows."""
+    from igrpo.variants import variant_of
+
+    field = variant_of(cfg).shown_solution_cap
+    if field is None:
+        return
+    cap, v = cfg.model.warmstart_max_draft_tokens, cfg.variant
+    longest = cfg.generation.max_completion_length
+    if cap is None and v[field] < longest:
+        raise ConfigError(f"variant.{field}={v[field]} cuts drafts the tiny base was warm-started on whole "
+                          f"(model.warmstart_max_draft_tokens=null); set variant.{field}>={longest} (the completion "
+                          f"cap), or cut both: variant.{field}={v[field]} model.warmstart_max_draft_tokens={v[field]}")
+    if cap is not None and v[field] != cap:
+        raise ConfigError(f"variant.{field}={v[field]} differs from model.warmstart_max_draft_tokens={cap}, the draft "
+                          f"cap the tiny base is warm-started with; set both to the same value "
+                          f"(variant.{field}={v[field]} model.warmstart_max_draft_tokens={v[field]})")

@@ -7,19 +7,25 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from igrpo.config.fields import check_option, choice, number
+from igrpo.errors import ConfigError
+from igrpo.rewards import REWARDS, VERIFIERS
+from igrpo.rewards.judge import BACKENDS
+from igrpo.rewards.judge.protocol import VERDICT_MODES
+
 
 @dataclass
 class JudgeCommon:
     """What every judge backend shares: the prompt, how its output becomes a score, the fallback."""
 
-    backend: str = MISSING  # tiny | hf | http (the option of the reward/judge group)
+    backend: str = choice(*BACKENDS)  # the option of the reward/judge group
     template: str = MISSING  # judge prompt: tiny | paper | literal text with {problem} {reference} {candidate}
-    verdict: str = MISSING  # answer: P(judge restates the reference) | word: P(correct word)
+    verdict: str = choice(*VERDICT_MODES)  # answer: P(judge restates the reference) | word: P(correct word)
     use_reference: bool = MISSING  # word mode: show the judge the reference
     correct: str = MISSING  # word mode: the verdict word for a correct candidate
     incorrect: str = MISSING  # word mode: the verdict word for a wrong candidate
-    max_candidate_chars: int = MISSING  # the judge sees the candidate's last N characters
-    fallback_score: float = MISSING  # score for unreadable judge output or failed requests (counted)
+    max_candidate_chars: int = number(gt=0)  # the judge sees the candidate's last N characters
+    fallback_score: float = number(ge=0, le=1)  # score for unreadable judge output or failed requests (counted)
 
 
 @dataclass
@@ -27,7 +33,7 @@ class JudgeTiny(JudgeCommon):
     """The embedded tiny judge, built in-project on first use (or a built directory in ``model``)."""
 
     model: str | None = MISSING  # None = build the embedded judge; else a directory of a built one
-    batch_size: int = MISSING  # prompts per forward pass
+    batch_size: int = number(gt=0)  # prompts per forward pass
     hidden_size: int = MISSING
     num_layers: int = MISSING
     num_heads: int = MISSING
@@ -39,10 +45,10 @@ class JudgeTiny(JudgeCommon):
     build_eval_every: int = MISSING
     build_pool_size: int = MISSING  # distinct training problems for judge candidates
     build_heldout_size: int = MISSING  # held-out candidates (eval-suite problems) for the reported AUROC
-    build_augment_fraction: float = MISSING  # share of training candidates that are hack-style (igrpo.rewards.judge.hacks)
-    build_target_hack_score: float = MISSING  # stop only once every hack family's dev mean score is at most this
-    build_target_hack_max: float = MISSING  # ... and no single dev hack candidate scores above this
-    build_hack_problems: int = MISSING  # held-out problems the hack suite is measured on at build
+    build_augment_fraction: float = number(ge=0, le=1)  # share of training candidates that are hack-style (igrpo.rewards.judge.hacks)
+    build_target_hack_score: float = number(ge=0, le=1)  # stop only once every hack family's dev mean score is at most this
+    build_target_hack_max: float = number(ge=0, le=1)  # ... and no single dev hack candidate scores above this
+    build_hack_problems: int = number(gt=0)  # held-out problems the hack suite is measured on at build
 
 
 @dataclass
@@ -50,8 +56,8 @@ class JudgeHF(JudgeCommon):
     """Any local or hub causal LM as the judge."""
 
     model: str = MISSING  # hub id or directory
-    batch_size: int = MISSING  # prompts per forward pass
-    max_candidate_tokens: int = MISSING  # the candidate's last N tokens of the judge's tokenizer (0 = no token cap)
+    batch_size: int = number(gt=0)  # prompts per forward pass
+    max_candidate_tokens: int = number(ge=0)  # the candidate's last N tokens of the judge's tokenizer (0 = no token cap)
 
 
 @dataclass
@@ -60,22 +66,28 @@ class JudgeHTTP(JudgeCommon):
 
     url: str | None = MISSING  # base URL, e.g. http://127.0.0.1:8000/v1 (required)
     api_model: str = MISSING  # the model name sent with each request
-    concurrency: int = MISSING  # requests in flight
-    timeout_s: float = MISSING  # per request
-    max_retries: int = MISSING  # retries on errors, timeouts, 429/5xx (exponential backoff)
-    backoff_s: float = MISSING  # first retry delay
-    cache_size: int = MISSING  # verdicts cached by (problem, reference, candidate)
+    concurrency: int = number(gt=0)  # requests in flight
+    timeout_s: float = number(gt=0)  # per request
+    max_retries: int = number(ge=0)  # retries on errors, timeouts, 429/5xx (exponential backoff)
+    backoff_s: float = number(ge=0)  # first retry delay
+    cache_size: int = number(gt=0)  # verdicts cached by (problem, reference, candidate)
+
+    @staticmethod
+    def check(j, cfg) -> None:
+        if not j.url:
+            raise ConfigError("reward.judge.url is required for reward.judge.backend=http "
+                              "(e.g. reward.judge.url=http://127.0.0.1:8000/v1)")
 
 
 @dataclass
 class RewardBinary:
     """1 if the extracted final answer is equivalent to the reference, else 0 (+ optional format reward)."""
 
-    name: str = MISSING
-    format_weight: float = MISSING  # weight of an optional format reward (0 = none)
-    verifier: str = MISSING  # math_verify (symbolic, time-limited) | exact (text)
-    verify_time_budget_s: float = MISSING  # math_verify: per-call limit, enforced in a killable worker
-    verify_workers: int = MISSING  # math_verify: worker processes in the pool (the budget covers waiting for one)
+    name: str = choice(*REWARDS)
+    format_weight: float = number(ge=0)  # weight of an optional format reward (0 = none)
+    verifier: str = choice(*VERIFIERS)  # math_verify (symbolic, time-limited) | exact (text)
+    verify_time_budget_s: float = number(gt=0)  # math_verify: per-call limit, enforced in a killable worker
+    verify_workers: int = number(gt=0)  # math_verify: worker processes in the pool (the budget covers waiting for one)
 
 
 @dataclass
@@ -83,3 +95,11 @@ class RewardJudge(RewardBinary):
     """A generative judge's score in [0, 1]; accuracy (the verifier) is still logged at weight 0."""
 
     judge: Any = MISSING  # one of JudgeTiny | JudgeHF | JudgeHTTP (the reward/judge group)
+
+    @staticmethod
+    def check(r, cfg) -> None:
+        check_option(r.judge, "reward.judge", cfg)
+        if r.judge.backend == "tiny" and cfg.task.name != "arith":
+            raise ConfigError(f"reward.judge.backend=tiny is the embedded judge of the arithmetic task (trained on "
+                              f"its answers only), not valid with task={cfg.task.name}; use experiment=paper_judge (a "
+                              "real judge, reward/judge=hf) or reward/judge=hf|http")

@@ -7,15 +7,26 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from igrpo.config.fields import choice, number
+from igrpo.core.entropy import check_schedule
+from igrpo.errors import ConfigError
+
+GENERATION_BACKENDS = ("hf", "vllm")
+VLLM_MODES = ("colocate", "server")
+DEVICES = ("cpu", "cuda")
+
 
 @dataclass
 class EntropyNone:
     name: str = MISSING
 
+    @staticmethod
+    def check(e, cfg) -> None:
+        check_schedule(e)  # the schedule's own rules (igrpo.core.entropy), every option alike
+
 
 @dataclass
-class EntropyConstant:
-    name: str = MISSING
+class EntropyConstant(EntropyNone):
     coef: float = MISSING  # loss = policy loss - coef * mean token entropy
 
 
@@ -46,24 +57,29 @@ class EntropyAdaptive(EntropyConstant):
 class GenerationHF:
     """Rollouts with transformers.generate."""
 
-    name: str = MISSING
-    temperature: float = MISSING  # training rollouts (drafts and refinements alike)
-    top_p: float = MISSING
-    max_completion_length: int = MISSING  # tokens (characters for the tiny model)
+    name: str = choice(*GENERATION_BACKENDS)
+    temperature: float = number(gt=0)  # training rollouts (drafts and refinements alike)
+    top_p: float = number(gt=0, le=1)
+    max_completion_length: int = number(gt=0)  # tokens (characters for the tiny model)
 
 
 @dataclass
 class GenerationVLLM(GenerationHF):
     """Rollouts through vLLM via TRL's use_vllm (CUDA only)."""
 
-    vllm_mode: str = MISSING  # colocate (shares the training GPUs) | server (`trl vllm-serve` elsewhere)
-    gpu_memory_utilization: float = MISSING  # colocate: share of each GPU's memory vLLM may take
+    vllm_mode: str = choice(*VLLM_MODES)  # colocate (shares the training GPUs) | server (`trl vllm-serve` elsewhere)
+    gpu_memory_utilization: float = number(gt=0, le=1)  # colocate: share of each GPU's memory vLLM may take
     tensor_parallel_size: int = MISSING  # colocate: GPUs per vLLM engine
     server_base_url: str | None = MISSING  # server: e.g. http://10.0.0.5:8000 (else host/port below)
     server_host: str = MISSING
     server_port: int = MISSING
     enable_sleep_mode: bool = MISSING  # colocate: offload vLLM weights/cache during the optimizer step
     importance_sampling_correction: bool = MISSING  # correct for vLLM vs trainer logprob mismatch (TRL's TIS)
+
+    @staticmethod
+    def check(gen, cfg) -> None:
+        if cfg.device != "cuda":
+            raise ConfigError(f"generation=vllm needs device=cuda (got device={cfg.device}); use generation=hf on CPU")
 
 
 # ---------------------------------------------------------------------------------- tracking, train
@@ -72,34 +88,62 @@ class GenerationVLLM(GenerationHF):
 @dataclass
 class Tracking:
     uri: str | None = MISSING  # explicit tracking URI; wins over MLFLOW_TRACKING_URI; None = local SQLite
-    experiment: str = MISSING  # MLflow experiment name
+    experiment: str = MISSING  # MLflow experiment name (non-empty)
     run_name: str | None = MISSING  # None = <variant>-<algo>-<reward>-s<seed>
-    rollout_log_every: int = MISSING  # training steps between rollout-table snapshots (first and last always)
+    rollout_log_every: int = number(ge=0)  # training steps between rollout-table snapshots (first and last always)
     log_model: bool = MISSING  # save the trained policy as an artifact
     tags: dict[str, str] = MISSING  # extra run tags (experiments add experiment/arm/scale/group)
     parent_run_id: str | None = MISSING  # make this run a child of that run
     parent_key: str | None = MISSING  # a multirun's parent run is found (or made) by this key; None = sweep dir
     parent_name: str | None = MISSING  # name of a parent run made for parent_key
 
+    @staticmethod
+    def check(tr, cfg) -> None:
+        if not str(tr.experiment or "").strip():
+            raise ConfigError(f"tracking.experiment={tr.experiment!r} is not valid; give the MLflow experiment a "
+                              "non-empty name")
+
 
 @dataclass
 class Train:
-    steps: int = MISSING  # optimizer steps
-    prompts_per_step: int = MISSING  # distinct prompts per optimizer step (global over processes)
+    steps: int = number(gt=0)  # optimizer steps
+    prompts_per_step: int = number(gt=0)  # distinct prompts per optimizer step (global over processes)
     # one optimizer step's completions go through forward/backward in this many micro-batches; generation (drafts
     # and refinements) still happens once per optimizer step (TRL's steps_per_generation = this)
-    gradient_accumulation_steps: int = MISSING
+    gradient_accumulation_steps: int = number(ge=1)
     gradient_checkpointing: bool = MISSING  # recompute activations in the backward pass (less memory, more time)
     # prompt cap in tokens (paper: 1,024): the plain prompt is never cut; an iGRPO draft is cut per row to what
     # remains after the plain problem and the refinement template. None = no cap. vLLM's max_model_len = this +
     # generation.max_completion_length
-    max_prompt_tokens: int | None = MISSING
+    max_prompt_tokens: int | None = number(gt=0, why="or null (no prompt cap)")
     logging_steps: int = MISSING
     # checkpoints and resume (igrpo/training/checkpoints.py); none of these enter the config hash
-    save_every: int = MISSING  # checkpoint every k optimizer steps (0 = no checkpoints, no resume)
-    save_total_limit: int | None = MISSING  # checkpoints kept, >= 2; None = all
+    save_every: int = number(ge=0, why="(0 = no checkpoints)")  # checkpoint every k optimizer steps (0: no resume)
+    # checkpoints kept; None = all
+    save_total_limit: int | None = number(ge=2, why="(the newest checkpoint is incomplete until its metrics are "
+                                                     "written) or null (keep all)")
     resume: bool = MISSING  # a restarted run continues its unfinished MLflow run from its last checkpoint
     checkpoint_root: str = MISSING  # checkpoints go to <checkpoint_root>/<config_hash>-<destination>
+
+    @staticmethod
+    def check(t, cfg) -> None:
+        """Each process must hold whole groups (every copy of a prompt on one rank, so each prompt is drafted once
+        and every rank drafts for as many prompts), and each process's completions must split into the
+        micro-batches."""
+        from igrpo.training.distributed import world_size
+        from igrpo.variants import variant_of
+
+        processes, prompts, k = world_size(), t.prompts_per_step, t.gradient_accumulation_steps
+        if prompts % processes:
+            raise ConfigError(f"train.prompts_per_step={prompts} is not valid with {processes} processes: every "
+                              f"prompt's completions must sit on one process (so its drafts are drawn once); use a "
+                              f"multiple of {processes}")
+        group = variant_of(cfg).group_size(cfg)
+        per_process = prompts * group // processes
+        if per_process % k:
+            raise ConfigError(f"train.gradient_accumulation_steps={k} does not divide the {per_process} completions "
+                              f"each process trains on per step (train.prompts_per_step={prompts} x {group} / "
+                              f"{processes} processes); choose a divisor")
 
 
 @dataclass
@@ -116,8 +160,8 @@ class RunConfig:
     tracking: Any = MISSING
     train: Train = field(default_factory=Train)
     seed: int = MISSING
-    rollout_budget: int = MISSING  # completions per prompt per step: GRPO's group size, iGRPO's N x rounds + G
-    device: str = MISSING  # cpu | cuda
+    rollout_budget: int = number(ge=2)  # completions per prompt per step: GRPO's group size, iGRPO's N x rounds + G
+    device: str = choice(*DEVICES)
     cpu_threads: int = MISSING  # torch threads on CPU; 0 = this process's share of the cores (igrpo.job.threads)
     output_dir: str | None = MISSING  # where checkpoints and scratch files go (None only in `--cfg job --resolve`: no run)
     objective: Any = MISSING  # metric returned to sweepers: a name, or a list of names (multi-objective)

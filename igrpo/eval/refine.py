@@ -45,8 +45,11 @@ MEAN_KEY = f"{PREFIX}avg_at_k"  # eval/mean/refine_avg_at_k
 
 
 def refine_eval_enabled(cfg) -> bool:
-    """The draft-conditioned evaluation runs for variant=igrpo with ``eval.refine`` on."""
-    return cfg.variant.name == "igrpo" and bool(cfg.eval.get("refine", False))
+    """The draft-conditioned evaluation runs for a variant that trains on draft-conditioned prompts (iGRPO) with
+    ``eval.refine`` on."""
+    from igrpo.variants import variant_of
+
+    return variant_of(cfg).draft_conditioned and bool(cfg.eval.get("refine", False))
 
 
 def refine_metrics(cfg, model, tokenizer, task, judge=None) -> dict[str, float]:

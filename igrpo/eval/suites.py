@@ -32,13 +32,13 @@ from functools import lru_cache
 from typing import Callable
 
 from igrpo.core.answers import answers_match, extract_final_answer
-from igrpo.eval.checks import EVAL_MODES  # noqa: F401  (re-exported)
+from igrpo.config.data import EVAL_MODES  # noqa: F401  (re-exported)
 from igrpo.core.metrics import avg_at_k
+from igrpo.rewards import VERIFIERS  # noqa: F401  (re-exported)
 from igrpo.tasks.base import TaskData
 from igrpo.tracking.names import PER_PROBLEM_ARTIFACT
 
 MEAN_AVG_KEY = "avg_at_k"  # eval/mean/avg_at_k: mean of each suite's avg@k (the paper's Avg column)
-VERIFIERS = ("math_verify", "exact")
 SAMPLE_ROWS_PER_SUITE = 5  # completions kept per suite in the run's eval_samples.json
 
 

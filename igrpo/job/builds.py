@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from igrpo.config import model_path, to_container
+from igrpo.config import to_container
+from igrpo.config.model import model_path
 from igrpo.models.loading import build_tiny, default_cache_root
 from igrpo.tracking.builds import log_base_model_build, log_judge_build
 from igrpo.tracking.names import resolve_tracking_uri

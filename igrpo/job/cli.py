@@ -18,13 +18,19 @@ _SIMPLE_VALUES = re.compile(r"^[A-Za-z0-9_.\-]+(,[A-Za-z0-9_.\-]+)*$")
 
 
 def group_options(conf_dir: Path = CONF_DIR) -> dict[str, list[str]]:
-    """Config group -> its option names, read from the conf/ tree; nested groups by path (``reward/judge``).
+    """Config group -> its option names, read from the conf/ tree; nested groups by path (``reward/judge``),
+    and the variant group's options registered in code (a method loaded through ``IGRPO_VARIANT_MODULES``).
     Hydra's own groups (``hydra/...``) are left out: plugins add options to them that are not files here."""
-    return {
+    from igrpo.variants import variants
+
+    groups = {
         d.relative_to(conf_dir).as_posix(): sorted(p.stem for p in d.glob("*.yaml"))
         for d in sorted(path for path in conf_dir.rglob("*") if path.is_dir())
         if any(d.glob("*.yaml")) and d.relative_to(conf_dir).parts[0] != "hydra"
     }
+    in_code = [v.name for v in variants() if v.option is not None]
+    groups["variant"] = sorted({*groups.get("variant", []), *in_code})
+    return groups
 
 
 def find_bad_group_choice(argv: list[str], conf_dir: Path = CONF_DIR) -> str | None:
@@ -51,25 +57,35 @@ def check_group_choices(argv: list[str]) -> None:
         sys.exit(2)
 
 
-_FULL_KEY = re.compile(r"full_key: (\S+)")
-_NOT_CONVERTED = re.compile(r"Value '(.*)' of type '\w+' could not be converted to (\w+)")
-_KINDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}
-_NOT_IN_NODE = re.compile(r"Key '([^']+)' (?:not in|is not in struct)")
+_KINDS = {int: "an integer", float: "a number", bool: "true or false"}
+
+
+def _expected_kind(err) -> str:
+    """What the schema field at fault takes, in words (read from the field's type, not from the error text)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(err.object_type)
+    except Exception:  # not a dataclass schema, or a type that cannot be resolved
+        return "of the field's type"
+    kind = hints.get(str(err.key))
+    for candidate in (kind, *typing.get_args(kind)):
+        if candidate in _KINDS:
+            return _KINDS[candidate]
+    return f"of type {getattr(kind, '__name__', kind)}"
 
 
 def hydra_error_line(err: BaseException, argv: list[str]) -> str:
-    """Hydra's or OmegaConf's multi-line composition error as our one line, naming the override at fault."""
+    """Hydra's or OmegaConf's multi-line composition error as our one line, naming the override at fault. The
+    key and value come from OmegaConf's exception (its ``full_key`` and ``value``), never from its message text."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
     cause = err.__cause__ if err.__cause__ is not None else err
+    if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
+        return f"{cause.full_key}={cause.value} is not valid; it must be {_expected_kind(cause)}"
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
+        return f"{cause.full_key} is not a known config key; list the keys with: python run.py --cfg job"
     detail = str(cause)
-    key = _FULL_KEY.search(detail)
-    converted = _NOT_CONVERTED.search(detail)
-    if converted and key:
-        kind = _KINDS.get(converted.group(2), f"of type {converted.group(2).lower()}")
-        return f"{key.group(1)}={converted.group(1)} is not valid; it must be {kind}"
-    missing = _NOT_IN_NODE.search(detail)
-    if missing:
-        name = key.group(1) if key else missing.group(1)
-        return f"{name} is not a known config key; list the keys with: python run.py --cfg job"
     if type(err).__name__ == "OverrideParseException":
         bad = _unparseable_override(argv)
         where = f"the override {bad!r}" if bad else "an override"

@@ -18,7 +18,6 @@ from omegaconf import OmegaConf
 from igrpo.job.builds import resolve_judge, resolve_policy_path
 from igrpo.training.checkpoints import (
     RankStateCallback,
-    check_settings,
     open_checkpoints,
     restore_worker,
     run_checkpoint_dir,
@@ -87,7 +86,6 @@ def run(cfg) -> RunResult:
     cached builds), evaluates and talks to MLflow, so a run is logged once, to one MLflow run."""
     run_start = time.perf_counter()
     validate(cfg)
-    check_settings(cfg.train)
     seed_everything(cfg.seed)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors stop here, before writes

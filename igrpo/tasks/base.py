@@ -46,6 +46,10 @@ class TaskData:
         """The plain (draft-free) prompt for a problem, chat-formatted when the model uses a chat template."""
         return self.chat_prefix + self.user_message(problem) + self.chat_suffix
 
+    def frame(self, template: str) -> str:
+        """A user-message template framed by the task's chat template (unchanged for plain prompts)."""
+        return self.chat_prefix + template + self.chat_suffix
+
     def refinement_template(self, template: str) -> str:
         """A refinement template (name or literal) as the iGRPO Stage-2 prompt for this task: the named template
         is the user message, so with a chat template it is framed like every plain prompt. Returned as a literal

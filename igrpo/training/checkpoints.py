@@ -46,15 +46,6 @@ LOCK_FILE = ".lock"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def check_settings(train) -> None:
-    if train.save_every < 0:
-        raise ConfigError(f"train.save_every={train.save_every} is not valid; it must be >= 0 (0 = no checkpoints)")
-    limit = train.save_total_limit
-    if limit is not None and limit < 2:
-        raise ConfigError(f"train.save_total_limit={limit} is not valid; it must be >= 2 (the newest checkpoint is "
-                          "incomplete until its metrics are written) or null (keep all)")
-
-
 def run_checkpoint_dir(cfg, chash: str, tracking_uri: str, run_name: str) -> Path | None:
     """This run's checkpoint dir, or None when checkpoints are off."""
     if cfg.train.save_every <= 0:

@@ -3,7 +3,7 @@ over ranks.
 
 Every prompt's group sits on one rank: TRL's sampler lays out each prompt's copies consecutively and hands each
 process a contiguous block of ``prompts_per_step x G / processes`` completions, so when ``train.prompts_per_step``
-is a multiple of the number of processes (``igrpo.config.paper_checks.check_batch`` refuses anything else) every block
+is a multiple of the number of processes (``igrpo.config.run.Train.check`` refuses anything else) every block
 holds whole groups. Each rank then drafts only for its own prompts: no prompt is drafted twice (the budget holds),
 no agreement between ranks is needed, and every rank drafts for the same number of prompts, as TRL's vLLM colocate
 mode assumes when it gathers and slices prompts across ranks. Every rank makes the same collective calls in the

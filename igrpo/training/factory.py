@@ -16,23 +16,20 @@ from igrpo.errors import ConfigError
 from igrpo.training.generation import pin_stop_tokens
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
-from igrpo.tasks.prompts import refinement_template
-from igrpo.training.trainer import IGRPOTrainer, RolloutRecorder, TrackedGRPOTrainer
-from igrpo.variants import BASELINE_VARIANTS
-from igrpo.variants.budget import generated_per_prompt
-from igrpo.variants.budget import group_size as variant_group_size
-from igrpo.variants.factory import make_baseline_trainer
+from igrpo.training.seam import check_trl_seam
+from igrpo.training.trainer import RolloutRecorder
+from igrpo.variants import variant_of
 
 
 def group_size(cfg) -> int:
     """Completions per prompt that TRL generates and trains on: GRPO's whole budget, iGRPO's G."""
-    return variant_group_size(cfg)  # igrpo.variants.budget; Critique-GRPO: its mixed group
+    return variant_of(cfg).group_size(cfg)
 
 
 def per_device_batch(prompts_per_step: int, group: int, processes: int, accumulation: int = 1) -> int:
     """Completions per process per micro-batch. ``train.prompts_per_step`` is global, so GRPO and iGRPO see the
     same prompts per optimizer step on any number of processes and micro-batches; each process holds whole groups
-    (``igrpo.config.paper_checks.check_batch`` refuses a split that would cut one), so a prompt is drafted once."""
+    (``igrpo.config.run.Train.check`` refuses a split that would cut one), so a prompt is drafted once."""
     total = prompts_per_step * group
     if total % (processes * accumulation):
         raise ConfigError(f"train.prompts_per_step={prompts_per_step} x {group} completions = {total} does not "
@@ -154,6 +151,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
                  checkpoint_dir: Path | None = None):
     """The configured trainer and its rollout recorder. With ``checkpoint_dir`` (``train.save_every > 0``)
     TRL's output dir is that, so its checkpoints land where a restart of the same command finds them."""
+    variant = variant_of(cfg)
+    check_trl_seam()  # an upgraded TRL without a private member we use fails here, in one line
     pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.training.generation)
     reward_funcs, weights = build_reward_funcs(cfg.reward, judge_backend)
     args = build_grpo_args(cfg, checkpoint_dir or output_dir)
@@ -165,14 +164,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
               "problems left out (their plain prompt alone is longer; prompts are never cut)", flush=True)
     common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                   processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
-                  entropy_schedule=cfg.entropy, generated_per_prompt=generated_per_prompt(cfg))
-    if cfg.variant.name == "igrpo":
-        trainer = IGRPOTrainer(variant=cfg.variant, refinement_template=refinement_template(task, cfg.variant.template),
-                               selection_seed=cfg.seed, max_prompt_tokens=cfg.train.max_prompt_tokens, **common)
-    elif cfg.variant.name in BASELINE_VARIANTS:  # critique_grpo, self_verify (igrpo.variants)
-        trainer = make_baseline_trainer(cfg, task, tokenizer, common)
-    else:
-        trainer = TrackedGRPOTrainer(**common)
+                  entropy_schedule=cfg.entropy, generated_per_prompt=variant.generated_per_prompt(cfg))
+    trainer = variant.make_trainer(cfg, task, tokenizer, common)
     # Metrics go to MLflow; the terminal gets a progress bar, not a dict per step.
     trainer.prompts_over_cap = over_cap  # training problems left out by the prompt cap
     trainer.remove_callback(PrinterCallback)

@@ -1,4 +1,4 @@
-"""Glue shared by the baseline trainers: scoring completions with the training reward outside TRL's logging path,
+"""Glue shared by the trainers: scoring completions with the training reward outside TRL's logging path,
 and the per-row view of a step's globally gathered rewards."""
 
 from __future__ import annotations
@@ -12,6 +12,19 @@ def completion_text(completion) -> str:
     return completion if isinstance(completion, str) else completion[-1]["content"]
 
 
+def local_rows(gathered, process_index: int, count: int):
+    """This process's rows of TRL's gathered reward tensor (gathered in process order)."""
+    return gathered[process_index * count:(process_index + 1) * count]
+
+
+def reward_columns(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence[str]) -> list[list]:
+    """Each reward function's scores of ``texts`` answering ``rows``, calling the callables directly (TRL's
+    ``_calculate_rewards`` would log them as trained completions). Dataset columns go to them as keyword arguments."""
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    return [func(prompts=list(prompts), completions=list(texts), trainer_state=trainer.state, **columns)
+            for func in trainer.reward_funcs]
+
+
 def score(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence[str]
           ) -> tuple[list[float | None], list[bool | None]]:
     """(combined training reward, correct) of ``texts`` answering ``rows``, calling the reward callables directly
@@ -19,10 +32,7 @@ def score(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence
     (None when ungradeable); without an accuracy reward, a positive combined reward."""
     if not rows:
         return [], []
-    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
-    per_func = [func(prompts=list(prompts), completions=list(texts), trainer_state=trainer.state, **columns)
-                for func in trainer.reward_funcs]
-    return combined_and_correct(trainer, per_func)
+    return combined_and_correct(trainer, reward_columns(trainer, rows, prompts, texts))
 
 
 def global_rewards(trainer, rewards_per_func) -> tuple[list[float | None], list[bool | None]]:

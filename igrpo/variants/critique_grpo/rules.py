@@ -30,7 +30,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from igrpo.errors import ConfigError, choice_error
+from igrpo.errors import choice_error
 
 CRITIQUES = ("indicative_gt", "indicative", "self_cot")
 TARGETS = ("random_incorrect", "random", "first")
@@ -131,16 +131,3 @@ def refinement_stats(source_correct: Sequence[bool | None], refined_correct: Seq
     from_right = [r for s, r in zip(source_correct, refined_correct, strict=True) if s is True]
     return {"fixed_frac": sum(r is True for r in from_wrong) / len(from_wrong) if from_wrong else None,
             "broken_frac": sum(r is not True for r in from_right) / len(from_right) if from_right else None}
-
-
-def check_critique_settings(critique: str, target: str, refine_from: str, scale_rewards: str, gamma: float,
-                            template: str) -> None:
-    """The choices a schema cannot check (one-line ConfigError)."""
-    for field, value, choices in (("critique", critique, CRITIQUES), ("critique_target", target, TARGETS),
-                                  ("refine_from", refine_from, REFINE_FROM),
-                                  ("scale_rewards", scale_rewards, SCALE_REWARDS)):
-        if value not in choices:
-            raise choice_error(f"variant.{field}", value, choices)
-    if not gamma > 0:
-        raise ConfigError(f"variant.shaping_gamma={gamma} is not valid; it must be > 0 (f(p) = p / (p + gamma))")
-    resolve_refine_template(template)

@@ -16,7 +16,6 @@ it was sampled from; it is trained under the plain prompt).
 
 from __future__ import annotations
 
-import random
 
 import torch
 
@@ -45,29 +44,20 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
         self.variant = variant
         self.refine_template = refine_template
         self.critique_template = critique_template
-        self._target_rng = random.Random(selection_seed)
+        self._target_rng = self.seeded_rng("target_rng", selection_seed)
         self.scale_rewards = variant.scale_rewards  # TRL's advantage scaling for the mixed group
         self._pending_rows: list[dict] | None = None  # the training batch whose generation we take over
         self._row_info: list[dict] = []  # per local row: refinement?, source_correct, prompt it was sampled from
         self._capture: dict | None = None
 
-    def extra_state(self) -> dict:
-        return {**super().extra_state(), "target_rng": self._target_rng.getstate()}
-
-    def load_extra_state(self, state: dict) -> None:
-        super().load_extra_state(state)
-        rng = state.get("target_rng")
-        if rng is not None:  # JSON turned the state's tuples into lists
-            self._target_rng.setstate((rng[0], tuple(rng[1]), rng[2]))
-
     # --- generation ---------------------------------------------------------------------------------------------
 
-    def _generate_and_score_completions(self, inputs):
+    def generate_and_score(self, inputs):
         if not self.model.training:
-            return super()._generate_and_score_completions(inputs)
+            return super().generate_and_score(inputs)
         self._pending_rows = inputs
         try:
-            output = super()._generate_and_score_completions(inputs)
+            output = super().generate_and_score(inputs)
         finally:
             self._pending_rows = None
         device = output["advantages"].device
@@ -78,10 +68,10 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
             output["importance_sampling_ratio"] = torch.where(refinement.unsqueeze(1), torch.ones_like(ratio), ratio)
         return output
 
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+    def generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         rows, self._pending_rows = self._pending_rows, None
         if rows is None:  # evaluation, or our own calls below
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+            return super().generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         v, group = self.variant, self.num_generations
         offset = self.accelerator.process_index * len(rows)
@@ -115,7 +105,7 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
                 keys.append((g, k))
         per_prompt = v.num_refinements if v.refine_from == "one" else 1
         repeated = [p for p in prompts for _ in range(per_prompt)]  # TRL's convention: a prompt per sample
-        ids_refined, lp_refined = self._sample(self._tokenize_prompts(repeated)[0] if repeated else [], per_prompt)
+        ids_refined, lp_refined = self._sample(self.tokenize_prompts(repeated)[0] if repeated else [], per_prompt)
 
         chosen = self._choose_refinements(local_groups, keys, prompts, ids_refined, lp_refined, row_of, per_prompt)
         completion_ids, logprobs, self._row_info = [], [], []
@@ -140,11 +130,11 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
         """TRL's own single-turn generation (HF or vLLM, weights synced); nothing to do for no prompts."""
         if not prompt_ids:
             return [], None
-        return super()._generate_single_turn(prompt_ids, None, {}, per_prompt)
+        return super().generate_single_turn(prompt_ids, None, {}, per_prompt)
 
     def _cut(self, ids: list[int]) -> str:
         """The critiqued answer as it enters the refinement prompt: special tokens dropped, its last tokens kept."""
-        special = set(self._tokenizer.all_special_ids)
+        special = set(self.text_tokenizer.all_special_ids)
         kept = [t for t in ids if t not in special][-self.variant.max_solution_tokens:]
         return self.processing_class.decode(kept, skip_special_tokens=True)
 
@@ -157,7 +147,7 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
                                           str(row_of[g]["answer"])) for g, k in keys}
         prompts = [fill(self.critique_template, row_of[g]["problem"], self._cut(answers[g * group + k]["ids"]))
                    for g, k in keys]
-        ids, _ = self._sample(self._tokenize_prompts(prompts)[0] if prompts else [], 1)
+        ids, _ = self._sample(self.tokenize_prompts(prompts)[0] if prompts else [], 1)
         texts = self.processing_class.batch_decode(ids, skip_special_tokens=True)
         self._record("critique", [row_of[g]["prompt_id"] for g, _ in keys], prompts, texts)
         return dict(zip(keys, texts))
@@ -182,9 +172,9 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
 
     # --- scoring, metrics and the rollout table -----------------------------------------------------------------
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+    def calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         recorder = self.rollout_recorder  # rows are recorded per stage below, not by TRL's path
-        rewards_per_func = rewards_unrecorded(self, super()._calculate_rewards, inputs, prompts, completions,
+        rewards_per_func = rewards_unrecorded(self, super().calculate_rewards, inputs, prompts, completions,
                                               completion_ids_list)
         if not self.model.training or not self._row_info:
             return rewards_per_func
@@ -205,7 +195,7 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
         }
         for name, value in metrics.items():
             if value is not None:
-                self._metrics["train"][name].append(float(value))
+                self.step_metrics("train")[name].append(float(value))
         if recorder is not None and recorder.wants(self.state.global_step):
             start = self.accelerator.process_index * len(prompts)
             for stage in ("initial", "refinement"):
@@ -223,21 +213,21 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
 
     # --- loss ---------------------------------------------------------------------------------------------------
 
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        out = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+    def token_logps_and_entropies(self, *args, **kwargs):
+        out = super().token_logps_and_entropies(*args, **kwargs)
         if self._capture is not None and kwargs.get("compute_entropy"):  # the loss's own forward pass
             self._capture["logps"] = out[0]
         return out
 
-    def _compute_loss(self, model, inputs):
+    def policy_loss(self, model, inputs):
         refinement = inputs.get("refinement_rows")
         if refinement is None or not bool(refinement.any()):
-            return super()._compute_loss(model, inputs)
+            return super().policy_loss(model, inputs)
         advantages = inputs["advantages"]
         keep = (~refinement).to(advantages.dtype)
         self._capture = {}
         try:  # initial rows: TRL's own loss (and KL / entropy terms for every row) with refinement advantages 0
-            loss = super()._compute_loss(model, {**inputs, "advantages": advantages * keep})
+            loss = super().policy_loss(model, {**inputs, "advantages": advantages * keep})
             logps = self._capture["logps"]
         finally:
             self._capture = None
@@ -259,6 +249,6 @@ class CritiqueGRPOTrainer(TrackedGRPOTrainer):
             local = torch.stack([(f * refined).sum(), refined.sum().to(f.dtype)])
             total = self.accelerator.reduce(local, reduction="sum")
             if total[1] > 0:
-                self._metrics["train" if training else "eval"]["critique/shaping_mean"].append(
+                self.step_metrics("train" if training else "eval")["critique/shaping_mean"].append(
                     (total[0] / total[1]).item())
         return loss

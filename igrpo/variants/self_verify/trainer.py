@@ -15,7 +15,6 @@ Rollout table stages: ``solve`` and ``verify``.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 import torch
@@ -91,25 +90,22 @@ class SelfVerifyTrainer(TrackedGRPOTrainer):
         self.variant = variant
         self.verify_prompt = verify_prompt
         self.buffer = VerifyBuffer(variant.buffer_steps, variant.buffer_max)
-        self._draw_rng = random.Random(selection_seed)
+        self._draw_rng = self.seeded_rng("draw_rng", selection_seed)
         self._verify_advantages: dict[int, float] = {}  # global row -> recomputed advantage, this step
         self._new_entries: list = []
 
     def extra_state(self) -> dict:
-        return {**super().extra_state(), "draw_rng": self._draw_rng.getstate(), "buffer": self.buffer.state()}
+        return {**super().extra_state(), "buffer": self.buffer.state()}
 
     def load_extra_state(self, state: dict) -> None:
         super().load_extra_state(state)
-        rng = state.get("draw_rng")
-        if rng is not None:  # JSON turned the state's tuples into lists
-            self._draw_rng.setstate((rng[0], tuple(rng[1]), rng[2]))
         self.buffer.load_state(state.get("buffer", []))
 
-    def _generate_and_score_completions(self, inputs):
+    def generate_and_score(self, inputs):
         if not self.model.training:
-            return super()._generate_and_score_completions(inputs)
+            return super().generate_and_score(inputs)
         inputs = self._with_verify_rows(inputs)
-        output = super()._generate_and_score_completions(inputs)
+        output = super().generate_and_score(inputs)
         offset = self.accelerator.process_index * len(inputs)
         output["advantages"] = replace_rows(output["advantages"], self._verify_advantages, offset)
         self.buffer.add(self._new_entries)  # usable from the next step on
@@ -120,8 +116,8 @@ class SelfVerifyTrainer(TrackedGRPOTrainer):
         """The batch with its verify groups: every row gets ``kind``, ``verify_label`` and ``verify_weight``."""
         v, group = self.variant, self.num_generations
         self.buffer.evict(self.state.global_step)
-        self._metrics["train"]["buffer/size"].append(float(len(self.buffer)))
-        self._metrics["train"]["buffer/correct_frac"].append(self.buffer.correct_frac())
+        self.step_metrics("train")["buffer/size"].append(float(len(self.buffer)))
+        self.step_metrics("train")["buffer/correct_frac"].append(self.buffer.correct_frac())
         processes, rank = self.accelerator.num_processes, self.accelerator.process_index
         groups = len(inputs) * processes // group
         k = num_verify_groups(groups, v.verify_fraction)
@@ -148,9 +144,9 @@ class SelfVerifyTrainer(TrackedGRPOTrainer):
                 "problem": entry.problem, "answer": entry.reference, "kind": "verify", "verify_label": entry.correct,
                 "verify_weight": weight}
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+    def calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         recorder = self.rollout_recorder  # rows are recorded per stage below, not by TRL's path
-        rewards_per_func = rewards_unrecorded(self, super()._calculate_rewards, inputs, prompts, completions,
+        rewards_per_func = rewards_unrecorded(self, super().calculate_rewards, inputs, prompts, completions,
                                               completion_ids_list)
         if not self.model.training:
             return rewards_per_func
@@ -181,7 +177,7 @@ class SelfVerifyTrainer(TrackedGRPOTrainer):
             self._verify_advantages = dict(zip(verify, advantages))
         for name, value in metrics.items():
             if value is not None:
-                self._metrics["train"][name].append(float(value))
+                self.step_metrics("train")[name].append(float(value))
         if recorder is not None and recorder.wants(self.state.global_step):
             start = self.accelerator.process_index * len(prompts)
             for stage in ("solve", "verify"):
