@@ -27,6 +27,7 @@ does not end it. Model output is only ever parsed as text, never evaluated.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 _HASH_ANSWER = re.compile(r"####\s*([^\n#]*)")
@@ -96,11 +97,23 @@ def boxes(text: str) -> list[tuple[int, str]]:
     return [(start, content) for start, _, content in _all_boxes(text)]
 
 
-def _sentence_bounds(text: str, pos: int) -> tuple[int, int]:
-    starts = [m.end() for m in _SENTENCE_END.finditer(text, 0, pos)]
-    begin = starts[-1] if starts else 0
-    after = _SENTENCE_END.search(text, pos)
-    return begin, after.start() if after else len(text)
+class _Sentences:
+    """Sentence bounds around positions of one text, found in one pass (a text with thousands of boxes stays linear)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        found = list(_SENTENCE_END.finditer(text))
+        self.starts = [m.start() for m in found]
+        self.ends = [m.end() for m in found]
+
+    def bounds(self, pos: int) -> tuple[int, int]:
+        """(begin, end) of the sentence holding ``pos``: after the last sentence end before it, up to the next."""
+        k = bisect.bisect_right(self.ends, pos)
+        begin = self.ends[k - 1] if k else 0
+        if pos and _SENTENCE_END.match(self.text, pos - 1, pos):  # a period right before the box: "so.\boxed{3}"
+            begin = pos
+        j = bisect.bisect_left(self.starts, pos)
+        return begin, self.starts[j] if j < len(self.starts) else len(self.text)
 
 
 def _between_text(between: str) -> str:
@@ -125,9 +138,12 @@ def final_boxed(text: str) -> str | None:
         return None
     chosen = len(found) - 1
     if len(found) > 1:
+        sentences, announces = _Sentences(text), {}
         for k in range(len(found) - 1, -1, -1):
-            begin, end = _sentence_bounds(text, found[k][0])
-            if _ANNOUNCES_ANSWER.search(text[begin:end]):
+            begin, end = sentences.bounds(found[k][0])
+            if (begin, end) not in announces:  # many boxes in one sentence: search it once
+                announces[(begin, end)] = _ANNOUNCES_ANSWER.search(text, begin, end) is not None
+            if announces[(begin, end)]:
                 # the last box of that sentence (with the boxes joined to it: "$\boxed{2}$ or $\boxed{-2}$")
                 chosen = max(i for i, (start, _, _) in enumerate(found) if begin <= start < end)
                 break

@@ -8,6 +8,7 @@ the worker pool, the way the binary reward grades.
 from __future__ import annotations
 
 import json
+import time
 from itertools import product
 
 import pytest
@@ -201,6 +202,15 @@ def test_a_hedge_in_several_boxes_earns_nothing_on_a_single_answer_question(veri
     answer = extract_final_answer(hedge)
     assert not verifier.equivalent(answer, "16")
     assert not answers_match(answer, "16")
+
+
+@pytest.mark.parametrize("unit, expected", [("\\boxed{1},", "1"), ("\\boxed{1} x ", "1"), ("\\boxed{1}. ", "1"),
+                                            ("The answer is \\boxed{1}. ", "1")])
+def test_thousands_of_boxes_are_read_in_linear_time(unit, expected):
+    text = unit * 6000  # the extraction reads the last 20,000 characters: ~2,000 boxes
+    start = time.perf_counter()
+    assert extract_final_answer(text) == expected
+    assert time.perf_counter() - start < 0.5  # ~10 ms; the quadratic sentence search took 2 s and more
 
 
 # ---- the agreement script ----
