@@ -15,7 +15,7 @@ from igrpo.core.answers import boxes, extract_final_answer, final_boxed
     ("\\boxed{(1, \\{2\\})}", "(1, \\{2\\})"),
     # several boxes: the one of the sentence that names the answer, not a check written after it
     ("First we try $\\boxed{3}$, which fails. So the final answer is $\\boxed{7}$. Check: $\\boxed{3}$ fails.", "7"),
-    ("The answer is $\\boxed{2}$ or $\\boxed{-2}$.", "-2"),
+    ("The answer is $\\boxed{2}$ or $\\boxed{-2}$.", "2, -2"),
     # no sentence names the answer: the last box
     ("first \\boxed{3} then final \\boxed 7", "7"),
     ("First \\boxed{3} is wrong; so $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),

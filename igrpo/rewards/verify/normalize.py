@@ -29,7 +29,16 @@ _DOLLARS = re.compile(r"\\\$|\$")  # currency \$ and math-mode delimiters
 _SPACING = re.compile(r"\\left\b|\\right\b|(?<!\\)\\[!,;: ]|~")  # not the "\\ " row break of a matrix
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 _PERCENT = re.compile(r"\\?%")  # "50\%" is graded as 50, matching math_verify's own "$50\%$" -> 50
-_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+# A percent word after a value, bare or in a text wrapper: "28 percent", "28 pct", "28 per cent", "28 percentage",
+# "28\text{ percent}". The same percentage as "28\%", so it goes the same way (both sides are cleaned alike).
+_PERCENT_NAME = r"(?:per\s?cent(?:age)?|pct)\.?"
+_PERCENT_WORD = re.compile(r"(?<=[\d})])\s*(?:\\(?:text|textrm|textnormal|mathrm|mbox)\s*\{\s*" + _PERCENT_NAME
+                           + r"\s*\}|" + _PERCENT_NAME + r"(?![A-Za-z]))", re.IGNORECASE)
+# Thousands grouped with a thin negative space and a space, as MATH solutions write them: "11,\! 111,\! 100" and
+# "32,\! 349" become "11,111,100" and "32,349" before the spacing is dropped (else "32, 349" would be a list).
+_SPACED_THOUSANDS = re.compile(r"(?<=\d),\s*\\!\s*(?=\d{3}(?!\d))")
+# A whole answer grouped in thousands. The first group is never 0: "0,111" is math_verify's decimal comma, 0.111.
+_THOUSANDS = re.compile(r"[-+]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?")
 _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
 # Scientific notation: 1e3, -2.5E-4, 1.2e+05 (a mantissa with digits, an e, an integer exponent; "3e" is 3 times e).
@@ -186,11 +195,18 @@ def units_conflict(pred_unit: str | None, gold_unit: str | None) -> bool:
     return pred_unit is not None and gold_unit is not None and unit_key(pred_unit) != unit_key(gold_unit)
 
 
+def strip_percent(text: str) -> str:
+    """``28\\%``, ``28 %``, ``28 percent``, ``28 pct``, ``28\\text{ percent}`` -> ``28``: a percentage is graded as its
+    number (``50\\%`` equals ``50``, not ``0.5``), whichever way it is written."""
+    return _PERCENT.sub("", _PERCENT_WORD.sub("", text))
+
+
 def clean_answer(text: str) -> str:
     """Value-preserving cleanup; the result is what math_verify sees."""
     text = _DOLLARS.sub("", text.strip())
+    text = _SPACED_THOUSANDS.sub(",", text)
     text = _SPACING.sub("", text).replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    text = _PERCENT.sub("", _DEGREES.sub("", text)).replace("{,}", ",").strip()
+    text = strip_percent(_DEGREES.sub("", text)).replace("{,}", ",").strip()
     text = re.sub(r"\.\s*$", "", text).strip()  # sentence-final period: "12." is 12
     text = strip_redundant_braces(text)
     if _THOUSANDS.fullmatch(text):
