@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from analysis.figures import save_figure  # noqa: E402
 from analysis.html_report import _CSS, _img  # noqa: E402
 from analysis.render import frame_html  # noqa: E402
-from analysis.sweep_report import COMPLETE, FAIL, RUNNING, Study, _number, best_so_far  # noqa: E402
+from analysis.sweep_study import COMPLETE, FAIL, RUNNING, Study, best_so_far, finite_number  # noqa: E402
 
 _RC = {"svg.hashsalt": "igrpo-sweep-report", "svg.fonttype": "path", "font.size": 9, "axes.grid": True,
        "grid.alpha": 0.3, "figure.dpi": 100}
@@ -41,7 +41,7 @@ def _cell(value) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.6g}"
-    number = _number(value) if isinstance(value, str) and re.fullmatch(r"[-+.\deE]+", value) else None
+    number = finite_number(value) if isinstance(value, str) and re.fullmatch(r"[-+.\deE]+", value) else None
     if number is not None and not float(number).is_integer():
         return f"{number:.4g}"
     return str(value)

@@ -64,7 +64,7 @@ def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool =
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from igrpo.job.cli import find_bad_group_choice
+    from igrpo.config.groups import find_bad_group_choice
     from igrpo.config import register_configs
     from igrpo.config.validate import validate
 

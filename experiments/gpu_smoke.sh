@@ -81,7 +81,7 @@ from hydra import compose, initialize_config_dir
 from igrpo.config import register_configs
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.training.factory import make_trainer
+from igrpo.job.factory import make_trainer
 from igrpo.config.validate import validate
 
 register_configs()

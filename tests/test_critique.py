@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from igrpo.variants import variant_of
-from igrpo.variants.critique_grpo.rules import (
+from igrpo.core.critique import (
     best_indices,
     critique_text,
     fill,
@@ -137,7 +137,7 @@ def _trainer(compose, *overrides):
     from igrpo.job.builds import resolve_policy_path
     from igrpo.models.loading import load_policy
     from igrpo.tasks import load_task
-    from igrpo.training.factory import make_trainer
+    from igrpo.job.factory import make_trainer
 
     cfg = compose("variant=critique_grpo", *overrides)
     path, _ = resolve_policy_path(cfg, quiet=True)

@@ -78,7 +78,7 @@ def test_stop_token_ids_put_the_tokenizers_eos_first_without_repeats(tiny):
 
 def test_training_rollouts_stop_at_the_same_tokens(tiny, compose):
     from igrpo.tasks import load_task
-    from igrpo.training.factory import make_trainer
+    from igrpo.job.factory import make_trainer
 
     model, tok = tiny
     model.generation_config.eos_token_id = [11, 12]

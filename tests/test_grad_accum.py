@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.training.factory import build_grpo_args, make_trainer
+from igrpo.job.factory import build_grpo_args, make_trainer
 
 
 class FirstStepGradient(TrainerCallback):
@@ -52,7 +52,7 @@ def _train(cfg, model_dir, out):
 
 @pytest.mark.parametrize("variant", ["grpo", "igrpo"])
 def test_four_micro_batches_accumulate_the_gradient_of_one(variant, compose, smoke_model_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("igrpo.training.factory.build_reward_funcs", lambda reward, judge=None: ([digit_share], [1.0]))
+    monkeypatch.setattr("igrpo.job.factory.build_reward_funcs", lambda reward, judge=None: ([digit_share], [1.0]))
     common = (f"variant={variant}", "train.steps=2", "train.prompts_per_step=2", "algo.max_grad_norm=1e9")
     one = compose(*common, "train.gradient_accumulation_steps=1")
     four = compose(*common, "train.gradient_accumulation_steps=4")

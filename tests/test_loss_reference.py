@@ -9,7 +9,7 @@ import torch
 from igrpo.job.builds import resolve_policy_path
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.training.factory import make_trainer
+from igrpo.job.factory import make_trainer
 
 
 def reference_loss(logp, old_logp, adv, mask, algo, max_len, num_items):

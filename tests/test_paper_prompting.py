@@ -129,7 +129,7 @@ def test_problems_whose_plain_prompt_is_over_the_cap_are_left_out_not_cut():
     training (for every variant alike), counted; a cap under every prompt is a one-line error."""
     from igrpo.errors import ConfigError
     from igrpo.models.tiny import build_char_tokenizer
-    from igrpo.training.factory import build_dataset
+    from igrpo.job.factory import build_dataset
 
     tok = build_char_tokenizer()  # one token per character, plus <bos>
     task = TaskData(train=[Problem(id=f"p{n}", problem="x" * n, answer="1") for n in (5, 10, 20)], eval_suites={},

@@ -75,7 +75,7 @@ def test_experiment_paper_composes_the_papers_recipe():
     _assert_values(cfg, {**PAPER_RECIPE, **PAPER_IGRPO})
     validate(cfg, machine=False)
     # 128 prompts x 8 = 1,024 completions per optimizer step, as 8 micro-batches of 128 (one process)
-    from igrpo.training.factory import per_device_batch, vllm_max_model_len
+    from igrpo.job.factory import per_device_batch, vllm_max_model_len
 
     assert per_device_batch(128, 4, 1, 8) * 8 == 128 * 4  # iGRPO trains on its 4 refinements per prompt
     assert per_device_batch(128, 8, 1, 8) == 128  # GRPO: 128 completions per micro-step, x8 (the paper)
@@ -239,7 +239,7 @@ def test_cosine_with_min_lr_rate_is_logged_and_ends_at_the_floor(compose, tmp_pa
     """Acceptance 4: a real run's logged LR per step is the cosine schedule with the 10% floor (where it ends),
     never below it; the LR a run logs is the one its step trained at, so its last step trains just above the floor."""
     from igrpo.job.runner import run
-    from igrpo.training.factory import build_grpo_args
+    from igrpo.job.factory import build_grpo_args
 
     cosine = ("variant=grpo", "train.steps=4", "algo.lr_scheduler_type=cosine", "algo.warmup_ratio=0.25",
               "algo.learning_rate=1e-4")
@@ -259,7 +259,7 @@ def test_cosine_with_min_lr_rate_is_logged_and_ends_at_the_floor(compose, tmp_pa
 def test_paper_schedule_trains_its_last_step_at_ten_percent(tmp_path):
     """The preset's 58 steps (warmup 0.1): the last step trains at ~10% of the peak (the floor), where a plain
     cosine would train at ~0.1%."""
-    from igrpo.training.factory import build_grpo_args
+    from igrpo.job.factory import build_grpo_args
 
     cfg = compose_config("experiment=paper", "generation=hf", "device=cpu", "model.dtype=float32")
     args = build_grpo_args(cfg, tmp_path)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from igrpo.variants import variant_of
-from igrpo.variants.self_verify.rules import (
+from igrpo.core.self_verify import (
     INSTRUCTIONS,
     BufferEntry,
     VerifyBuffer,
@@ -217,7 +217,7 @@ def test_a_training_batch_with_verify_rows(compose):
     from igrpo.job.builds import resolve_policy_path
     from igrpo.models.loading import load_policy
     from igrpo.tasks import load_task
-    from igrpo.training.factory import make_trainer
+    from igrpo.job.factory import make_trainer
 
     cfg = compose("variant=self_verify")
     path, _ = resolve_policy_path(cfg, quiet=True)

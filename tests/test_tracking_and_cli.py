@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from igrpo.job.cli import find_bad_group_choice, group_options
+from igrpo.config.groups import find_bad_group_choice, group_options
 from igrpo.tracking.names import (
     BUILDS_EXPERIMENT,
     EXPERIMENT_KIND,

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from igrpo.core.answers import answers_match, extract_final_answer
-from igrpo.variants.critique_grpo.rules import REFINE_TEMPLATES, critique_text, fill
-from igrpo.variants.self_verify.rules import parse_verdict, tiny_verify_prompt
+from igrpo.core.critique import REFINE_TEMPLATES, critique_text, fill
+from igrpo.core.self_verify import parse_verdict, tiny_verify_prompt
 from igrpo.core.drafts import build_refinement_prompt, resolve_template
 from igrpo.errors import ConfigError
 from igrpo.models.warmstart import FORMATS, batch_format, check_formats, make_example

@@ -57,7 +57,7 @@ def worker(overrides: list[str], steps: int, share_threads: bool = True) -> dict
     from igrpo.models.loading import load_policy
     from igrpo.job.runner import seed_everything
     from igrpo.tasks import load_task
-    from igrpo.training.factory import make_trainer
+    from igrpo.job.factory import make_trainer
     from igrpo.config.validate import validate
 
     with tempfile.TemporaryDirectory() as scratch:

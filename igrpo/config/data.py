@@ -110,7 +110,7 @@ class Eval:
     verify_time_budget_s: float = number(gt=0)  # math_verify: per-answer limit (killable worker process)
     suites: dict[str, EvalSuite] = MISSING  # named benchmarks; empty = the task's own suites (eval=toy)
     # where a training run evaluates at its end: inline (in the training process) | job (the resumable
-    # `python -m igrpo.eval` path on the saved final model, igrpo/eval/job.py)
+    # `python -m igrpo.eval` path on the saved final model, igrpo/job/eval_job.py)
     mode: str = choice(*EVAL_MODES)
     store_root: str = MISSING  # eval jobs keep each suite's graded samples here (JSONL), so a relaunch resumes
     # `python -m igrpo.eval` only: what to evaluate and where to log it

@@ -20,6 +20,7 @@ from igrpo.config.checks import (
 from igrpo.config.fields import check_fields, check_option
 from igrpo.config.model import check_model_path_here
 from igrpo.errors import ConfigError, choice_error
+from igrpo.tracking.names import eval_metric_names
 
 # the groups whose node is checked against its schema, in this order (the variant first: budget errors name it)
 GROUPS = ("algo", "reward", "entropy", "generation", "task", "train", "eval", "tracking", "model")
@@ -97,8 +98,6 @@ def eval_suite_names(cfg) -> list[str]:
 def objective_choices(cfg) -> list[str]:
     """The final metrics a run logs, any of which a sweeper can optimise: every eval metric (each suite with
     its own k, the means) as ``eval/...`` and as its gain over the base model ``eval_gain/...``, and timings."""
-    from igrpo.eval.suites import eval_metric_names
-
     evals = eval_metric_names(cfg.eval, eval_suite_names(cfg))
     gains = [name.replace("eval/", "eval_gain/", 1) for name in evals]
     return evals + gains + list(PERF_OBJECTIVES)

@@ -150,3 +150,14 @@ def refine_rates(counts: dict[str, int]) -> dict[str, float]:
              "fix_rate": ("fixed", "shown_wrong_graded"),
              "keep_rate": ("kept", "shown_correct")}
     return {name: counts.get(num, 0) / counts[den] for name, (num, den) in pairs.items() if counts.get(den, 0) > 0}
+
+
+def combine_scores(per_func: Sequence[Sequence[float | None]], weights: Sequence[float]) -> list[float | None]:
+    """Weighted sum per completion; None when every function declined to score it (as TRL does)."""
+    combined: list[float | None] = []
+    for values in zip(*per_func, strict=True):
+        if all(v is None for v in values):
+            combined.append(None)
+        else:
+            combined.append(sum(w * v for w, v in zip(weights, values, strict=True) if v is not None))
+    return combined

@@ -1,6 +1,6 @@
 """Evaluation: the metrics and their protocol (``igrpo.eval.suites``), generation backends
 (``igrpo.eval.backends``), the resumable sample store (``igrpo.eval.store``) and the ``python -m igrpo.eval``
-job (``igrpo.eval.job``)."""
+job (``igrpo.job.eval_job``)."""
 
 from igrpo.eval.suites import (
     EVAL_MODES,

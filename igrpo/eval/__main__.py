@@ -1,4 +1,4 @@
-"""``python -m igrpo.eval [overrides...]``: the evaluation job (``igrpo.eval.job``), a Hydra app over ``conf/``.
+"""``python -m igrpo.eval [overrides...]``: the evaluation job (``igrpo.job.eval_job``), a Hydra app over ``conf/``.
 
     python -m igrpo.eval eval.run_id=<training run id>            # its saved model, logged into it
     python -m igrpo.eval model=r1_distill_qwen_7b eval=paper generation=vllm    # a hub model, a new phase=eval run
@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> float:
         from igrpo.job.threads import apply_cpu_threads
 
         apply_cpu_threads(cfg)
-        from igrpo.eval.job import run_eval_job
+        from igrpo.job.eval_job import run_eval_job
 
         metrics = run_eval_job(cfg)
     except ConfigError as err:

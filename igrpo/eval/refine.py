@@ -89,7 +89,7 @@ def sample_draft_ids(model, tokenizer, prompts: list[str], n: int, eval_cfg, see
 
 
 def _reward_rows(problems, prompts: list[str], n: int) -> dict[str, list]:
-    """The reward functions' columns, as the training dataset has them (igrpo.training.factory.build_dataset)."""
+    """The reward functions' columns, as the training dataset has them (igrpo.job.factory.build_dataset)."""
     rows = [p for p in problems for _ in range(n)]
     return {"prompts": [q for q in prompts for _ in range(n)], "answer": [p.answer for p in rows],
             "problem": [p.problem for p in rows], "prompt_id": [p.id for p in rows], "level": [p.level for p in rows]}

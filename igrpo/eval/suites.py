@@ -13,7 +13,7 @@ protocol is avg@64 on AIME and avg@8 elsewhere. Metric names (``eval_metric_name
 Work is cut into *chunks*: consecutive problems of one suite, ``eval.batch_size // k`` at a time (k samples
 each). Every chunk draws its samples from its own seed, derived from (run seed, suite, first problem), inside a
 forked RNG. So a chunk's samples do not depend on which chunks ran before it: the in-training evaluation, the
-``python -m igrpo.eval`` job (``igrpo.eval.job``) and a job resumed after a kill all give the same numbers for
+``python -m igrpo.eval`` job (``igrpo.job.eval_job``) and a job resumed after a kill all give the same numbers for
 the same weights, and an evaluation never shifts the training run's random stream.
 
 Every evaluation's per-problem scores (fraction of a problem's k samples correct, in problem order, with the
@@ -36,31 +36,15 @@ from igrpo.config.data import EVAL_MODES  # noqa: F401  (re-exported)
 from igrpo.core.metrics import avg_at_k
 from igrpo.rewards import VERIFIERS  # noqa: F401  (re-exported)
 from igrpo.tasks.base import TaskData
-from igrpo.tracking.names import PER_PROBLEM_ARTIFACT
+from igrpo.tracking.names import (  # noqa: F401  (avg_key .. eval_metric_names re-exported)
+    MEAN_AVG_KEY,
+    PER_PROBLEM_ARTIFACT,
+    avg_key,
+    eval_metric_names,
+    suite_samples,
+)
 
-MEAN_AVG_KEY = "avg_at_k"  # eval/mean/avg_at_k: mean of each suite's avg@k (the paper's Avg column)
 SAMPLE_ROWS_PER_SUITE = 5  # completions kept per suite in the run's eval_samples.json
-
-
-def avg_key(k: int) -> str:
-    """MLflow rejects '@' in metric names, so avg@k is logged as avg_at_<k>."""
-    return f"avg_at_{k}"
-
-
-def suite_samples(eval_cfg, suite: str) -> int:
-    """k of a suite's avg@k: its own ``samples`` when it sets one, else ``eval.samples_per_problem``."""
-    suites = getattr(eval_cfg, "suites", None) or {}
-    own = suites[suite].samples if suite in suites else None
-    return int(own) if own else int(eval_cfg.samples_per_problem)
-
-
-def eval_metric_names(eval_cfg, suites: list[str]) -> list[str]:
-    """Every ``eval/...`` metric an evaluation of these suites logs."""
-    ks = {s: suite_samples(eval_cfg, s) for s in suites}
-    tail = ["greedy"] if eval_cfg.greedy else []
-    names = [f"eval/{s}/{m}" for s in suites for m in [avg_key(ks[s]), *tail]]
-    mean = [MEAN_AVG_KEY] + ([avg_key(next(iter(ks.values())))] if len(set(ks.values())) == 1 else []) + tail
-    return names + [f"eval/mean/{m}" for m in mean]
 
 
 @lru_cache(maxsize=4)
@@ -155,7 +139,7 @@ def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | 
     each chunk is written to the store as soon as it is graded.
 
     ``shard=(rank, processes)``: this process generates only every ``processes``-th chunk (from ``rank``); the
-    metrics are then left empty, for the caller to merge once every rank is done (``igrpo.eval.job``).
+    metrics are then left empty, for the caller to merge once every rank is done (``igrpo.job.eval_job``).
     ``backend=None`` only reads: every chunk must already be in the store."""
     rank, processes = shard
     grade = answer_grader(eval_cfg)

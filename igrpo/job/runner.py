@@ -45,7 +45,7 @@ from igrpo.tracking.names import (
     resolve_tracking_uri,
 )
 from igrpo.tracking.runs import RunLog, ensure_experiment, git_commit, mlflow_run
-from igrpo.training.factory import make_trainer
+from igrpo.job.factory import make_trainer
 from igrpo.config.validate import objective_names, validate
 
 
@@ -220,8 +220,8 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     _write_rank_rollouts(recorder, output_dir)
 
     start = time.perf_counter()
-    if cfg.eval.mode == "job":  # the resumable eval-job path on the saved final policy (igrpo.eval.job)
-        from igrpo.eval.job import evaluate_saved_model
+    if cfg.eval.mode == "job":  # the resumable eval-job path on the saved final policy (igrpo.job.eval_job)
+        from igrpo.job.eval_job import evaluate_saved_model
 
         final_metrics, samples = evaluate_saved_model(cfg, trainer, task, output_dir, mlrun)
     else:

@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from omegaconf import ListConfig
 
-from igrpo.variants.critique_grpo.rules import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
-from igrpo.variants.self_verify.rules import TINY_VERIFY_TEMPLATE
+from igrpo.core.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
+from igrpo.core.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.core.drafts import resolve_template
 from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
 from igrpo.tasks.arith import WARMSTART_HOLDOUT, build_arith_task, max_solution_chars

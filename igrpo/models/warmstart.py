@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 
 from igrpo.core.answers import answers_match, extract_final_answer
-from igrpo.variants.critique_grpo.rules import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
-from igrpo.variants.critique_grpo.rules import critique_text, fill
-from igrpo.variants.self_verify.rules import tiny_verify_prompt, verdict_line
+from igrpo.core.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
+from igrpo.core.critique import critique_text, fill
+from igrpo.core.self_verify import tiny_verify_prompt, verdict_line
 from igrpo.core.drafts import build_refinement_prompt, truncate_draft
 from igrpo.training.generation import generate_texts
 from igrpo.tasks.arith import corrupt_solution

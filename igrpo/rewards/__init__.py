@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from igrpo.core.answers import answers_match, extract_final_answer, is_gradeable
+from igrpo.core.metrics import combine_scores  # noqa: F401  (re-exported: reward callers combine with it)
 from igrpo.errors import choice_error
 from igrpo.rewards.judge.protocol import build_judge_prompt, resolve_template
 
@@ -146,14 +147,3 @@ def build_reward_funcs(reward_cfg, judge_backend=None) -> tuple[list[Callable], 
         funcs.append(FormatReward())
         weights.append(float(reward_cfg.format_weight))
     return funcs, weights
-
-
-def combine_scores(per_func: Sequence[Sequence[float | None]], weights: Sequence[float]) -> list[float | None]:
-    """Weighted sum per completion; None when every function declined to score it (as TRL does)."""
-    combined: list[float | None] = []
-    for values in zip(*per_func, strict=True):
-        if all(v is None for v in values):
-            combined.append(None)
-        else:
-            combined.append(sum(w * v for w, v in zip(weights, values, strict=True) if v is not None))
-    return combined

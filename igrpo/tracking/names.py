@@ -149,3 +149,29 @@ def read_parent_run_id(sweep_dir: str | Path | None) -> str | None:
         return None
     marker = Path(sweep_dir) / PARENT_RUN_FILE
     return marker.read_text().strip() or None if marker.exists() else None
+
+
+# ------------------------------------------------------------------------ evaluation metric names
+
+MEAN_AVG_KEY = "avg_at_k"  # eval/mean/avg_at_k: mean of each suite's avg@k (the paper's Avg column)
+
+
+def avg_key(k: int) -> str:
+    """MLflow rejects '@' in metric names, so avg@k is logged as avg_at_<k>."""
+    return f"avg_at_{k}"
+
+
+def suite_samples(eval_cfg, suite: str) -> int:
+    """k of a suite's avg@k: its own ``samples`` when it sets one, else ``eval.samples_per_problem``."""
+    suites = getattr(eval_cfg, "suites", None) or {}
+    own = suites[suite].samples if suite in suites else None
+    return int(own) if own else int(eval_cfg.samples_per_problem)
+
+
+def eval_metric_names(eval_cfg, suites: list[str]) -> list[str]:
+    """Every ``eval/...`` metric an evaluation of these suites logs."""
+    ks = {s: suite_samples(eval_cfg, s) for s in suites}
+    tail = ["greedy"] if eval_cfg.greedy else []
+    names = [f"eval/{s}/{m}" for s in suites for m in [avg_key(ks[s]), *tail]]
+    mean = [MEAN_AVG_KEY] + ([avg_key(next(iter(ks.values())))] if len(set(ks.values())) == 1 else []) + tail
+    return names + [f"eval/mean/{m}" for m in mean]

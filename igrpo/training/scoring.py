@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from igrpo.rewards import combine_scores
+from igrpo.core.metrics import combine_scores
 
 
 def completion_text(completion) -> str:

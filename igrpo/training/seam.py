@@ -8,7 +8,7 @@ the private names TRL calls are overridden once, below, and forward to those hoo
 TRL renames and re-signs private methods between releases, which is why ``trl`` is pinned to one exact version
 (pyproject.toml). ``check_trl_seam`` compares what is listed here with the installed TRL and fails with one line
 naming the first member that is missing or whose parameters changed; a trainer is never built past such a mismatch
-(``igrpo.training.factory``), and ``tests/test_trl_seam.py`` runs it in the suite.
+(``igrpo.job.factory``), and ``tests/test_trl_seam.py`` runs it in the suite.
 """
 
 from __future__ import annotations

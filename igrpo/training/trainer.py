@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 
 from igrpo.core.entropy import ScheduleState, coefficient, driven_by_trl, initial_state
-from igrpo.rewards import combine_scores
+from igrpo.core.metrics import combine_scores
 from igrpo.training.scoring import completion_text, local_rows
 from igrpo.training.seam import SeamTrainer
 

@@ -68,7 +68,7 @@ class Variant:
         """Rules that relate the variant's fields to each other or to the rest of the run (budget, model)."""
 
     def make_trainer(self, cfg, task, tokenizer, common: dict):
-        """The trainer; ``common``: the keyword arguments every trainer takes (igrpo.training.factory)."""
+        """The trainer; ``common``: the keyword arguments every trainer takes (igrpo.job.factory)."""
         from igrpo.training.trainer import TrackedGRPOTrainer
 
         return TrackedGRPOTrainer(**common)

@@ -52,7 +52,8 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from igrpo.job.cli import CONF_DIR, find_bad_group_choice
+    from igrpo import CONF_DIR
+    from igrpo.config.groups import find_bad_group_choice
     from igrpo.config import register_configs
 
     error = find_bad_group_choice(overrides)

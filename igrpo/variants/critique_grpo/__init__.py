@@ -1,5 +1,5 @@
 """Critique-GRPO (Zhang et al. 2025, arXiv 2506.03106): initial answers plus critique-guided refinements in one
-mixed group, all trained under the plain question. The pure rules are ``igrpo.variants.critique_grpo.rules``, the
+mixed group, all trained under the plain question. The pure rules are ``igrpo.core.critique``, the
 refinement rows' loss ``igrpo.variants.critique_grpo.shaping``, the TRL glue ``igrpo.variants.critique_grpo.trainer``;
 where the papers are silent or disagree, their module docstrings say what was chosen.
 
@@ -18,7 +18,7 @@ from igrpo.config.fields import choice, number
 from igrpo.config.model import model_path
 from igrpo.errors import ConfigError
 from igrpo.variants import Variant, register
-from igrpo.variants.critique_grpo.rules import (
+from igrpo.core.critique import (
     CRITIQUES,
     REFINE_FROM,
     SCALE_REWARDS,

@@ -1,4 +1,4 @@
-"""Critique-GRPO on TRL: a short subclass at the same seam as iGRPO. The logic is in ``igrpo.variants.critique_grpo.rules``
+"""Critique-GRPO on TRL: a short subclass at the same seam as iGRPO. The logic is in ``igrpo.core.critique``
 (which answer, critique text, prompts) and ``igrpo.variants.critique_grpo.shaping`` (the refinement rows' loss).
 
 TRL's ``num_generations`` is the mixed group (``num_initial + num_refinements``); in each group of rows the first
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from igrpo.training.scoring import completion_text, global_rewards, mean, rewards_unrecorded, score
-from igrpo.variants.critique_grpo.rules import (
+from igrpo.core.critique import (
     best_indices,
     critique_text,
     fill,

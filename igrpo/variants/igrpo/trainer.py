@@ -21,7 +21,7 @@ from igrpo.core.metrics import (
     refine_rates,
 )
 from igrpo.training.distributed import gather_objects, max_across_processes, mean_across_processes
-from igrpo.rewards import combine_scores
+from igrpo.core.metrics import combine_scores
 from igrpo.training.scoring import completion_text, local_rows, reward_columns
 from igrpo.training.trainer import TrackedGRPOTrainer
 

@@ -1,6 +1,6 @@
 """Self-Verification (Zhang et al. 2025, arXiv 2506.01369): the policy solves problems and grades its own recent
 solutions with a Yes/No verdict, both trained with GRPO. The pure rules (verdicts, weights, the buffer) are
-``igrpo.variants.self_verify.rules``, the TRL glue ``igrpo.variants.self_verify.trainer``; where the papers are silent
+``igrpo.core.self_verify``, the TRL glue ``igrpo.variants.self_verify.trainer``; where the papers are silent
 or disagree, their module docstrings say what was chosen.
 
 Budget: ``rollout_budget`` completions per solve or verify prompt; ``verify_mode=replace`` (default) gives verify
@@ -17,7 +17,7 @@ from igrpo.config.fields import choice, number
 from igrpo.config.model import model_path
 from igrpo.errors import ConfigError
 from igrpo.variants import Variant, register
-from igrpo.variants.self_verify.rules import (
+from igrpo.core.self_verify import (
     LAYOUTS,
     REWARD_WEIGHTS,
     SCALE_REWARDS,

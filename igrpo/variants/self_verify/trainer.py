@@ -1,5 +1,5 @@
 """Self-Verification on TRL: a short subclass at the same seam as iGRPO. The logic is in
-``igrpo.variants.self_verify.rules`` (verdicts, buffer, verify reward and advantages).
+``igrpo.core.self_verify`` (verdicts, buffer, verify reward and advantages).
 
 Each training batch: after the buffer drops old entries, the last ``round(verify_fraction x prompts)`` groups of the
 step (``verify_mode=replace``; ``add`` appends them) become verify groups: every row of such a group grades one
@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from igrpo.training.scoring import completion_text, global_rewards, mean, rewards_unrecorded
-from igrpo.variants.self_verify.rules import (
+from igrpo.core.self_verify import (
     VerifyBuffer,
     entries_from_groups,
     group_advantages,
