@@ -185,6 +185,8 @@ def model_dir(tmp_path_factory):
     """A directory holding a model (a real model as far as validation can tell without loading it)."""
     path = tmp_path_factory.mktemp("real_model")
     (path / "config.json").write_text('{"model_type": "llama"}')
+    (path / "model.safetensors").write_bytes(b"weights")  # what validation asks for: a config, weights, a tokenizer
+    (path / "tokenizer.json").write_text("{}")
     return path
 
 

@@ -31,6 +31,9 @@ def main(cfg: DictConfig) -> float:
     # a terminated job unwinds like an error, so its own MLflow run is closed (FAILED), not left RUNNING
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
+        from igrpo.config.validate import validate_for_eval
+
+        validate_for_eval(cfg)  # before importing torch and the eval stack: a mistake costs a second or two
         from igrpo.job.threads import apply_cpu_threads
 
         apply_cpu_threads(cfg)
