@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from tests.helpers import ROOT, compose_config, subprocess_env
 
 SUITES = ("aime24", "aime25", "math500", "amc23", "gsm8k", "minerva")
 SECONDS = 20  # the bound for every case
+SAFETENSORS = struct.pack("<Q", 2) + b"{}"  # a safetensors file's header (here: no tensors), all validation reads
 
 
 def _closed_loopback_url() -> str:
@@ -69,7 +71,7 @@ def _model_dir(path: Path, weights: bool = True, tokenizer: bool = True) -> Path
     path.mkdir(parents=True, exist_ok=True)
     (path / "config.json").write_text('{"model_type": "llama"}')
     if weights:
-        (path / "model.safetensors").write_bytes(b"weights")
+        (path / "model.safetensors").write_bytes(SAFETENSORS)
     if tokenizer:
         (path / "tokenizer.json").write_text("{}")
     return path
@@ -203,8 +205,12 @@ def test_report_on_a_store_that_is_not_there_creates_none(tmp_path):
      "the weights file model.safetensors is empty"),
     (lambda d: (_model_dir(d, weights=False), (d / "model.safetensors.index.json").write_text(json.dumps(
         {"weight_map": {"a": "model-1-of-2.safetensors", "b": "model-2-of-2.safetensors"}})),
-        (d / "model-1-of-2.safetensors").write_bytes(b"w")),
+        (d / "model-1-of-2.safetensors").write_bytes(SAFETENSORS)),
      "1 of 2 weight shards in model.safetensors.index.json are missing, e.g. model-2-of-2.safetensors"),
+    (lambda d: (_model_dir(d, weights=False), (d / "model.safetensors").write_bytes(b"<html>Not found</html>")),
+     "the weights file model.safetensors is not a readable safetensors file (damaged or incomplete)"),
+    (lambda d: (_model_dir(d, weights=False), (d / "model.safetensors").write_bytes(struct.pack("<Q", 99) + b"{}")),
+     "the weights file model.safetensors is not a readable safetensors file"),  # cut short: header past the end
     (lambda d: _model_dir(d, tokenizer=False), "no tokenizer"),
 ])
 def test_a_model_directory_that_cannot_load_is_named_with_what_is_missing(make, expected, tmp_path):

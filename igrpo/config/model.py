@@ -112,13 +112,34 @@ def _unloadable(where: Path) -> str | None:
             missing = sorted(shards - names)
             if missing:
                 return f"{len(missing)} of {len(shards)} weight shards in {index} are missing, e.g. {missing[0]}"
-            return _tokenizer_missing(names)
+            return _damaged([where / shard for shard in sorted(shards)]) or _tokenizer_missing(names)
     weights = [p for pattern in WEIGHT_PATTERNS for p in where.glob(pattern) if p.is_file()]
     if not weights:
         return "no weights (model.safetensors, pytorch_model.bin or a sharded index)"
     if all(p.stat().st_size == 0 for p in weights):
         return f"the weights file {weights[0].name} is empty"
-    return _tokenizer_missing(names)
+    return _damaged(weights) or _tokenizer_missing(names)
+
+
+def _damaged(weights: list[Path]) -> str | None:
+    """The first .safetensors file whose header does not read (an interrupted download, another format renamed):
+    its first 8 bytes give the length of a JSON header that must follow. Other formats are left to the loader."""
+    import struct
+
+    for path in weights:
+        if path.suffix != ".safetensors":
+            continue
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(8)
+                size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+                if not 0 < size <= min(path.stat().st_size - 8, 100 * 2**20):
+                    raise ValueError
+                if not isinstance(json.loads(handle.read(size)), dict):
+                    raise ValueError
+        except (OSError, ValueError):
+            return f"the weights file {path.name} is not a readable safetensors file (damaged or incomplete)"
+    return None
 
 
 def _tokenizer_missing(names: set[str]) -> str | None:

@@ -139,9 +139,11 @@ def _model_to_evaluate(cfg, tracking_uri: str, run_id: str | None) -> tuple[str,
 def _loaded_backend(cfg, model_dir: str, model_ref: str):
     """``make_backend``, with a model that transformers cannot load (a damaged file, an unknown architecture)
     reported in one line: validation checked the files are there, not what is in them."""
+    from safetensors import SafetensorError
+
     try:
         return make_backend(cfg, model_dir)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         detail = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise ConfigError(f"the model to evaluate ({model_ref}) could not be loaded: {detail}") from None
 
