@@ -159,6 +159,46 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+STORE_TIMEOUT_S = 3.0  # an MLflow server that does not answer in this time is reported, not retried for minutes
+
+
+def check_store_readable(uri: str, timeout_s: float = STORE_TIMEOUT_S) -> None:
+    """The store to read is there: a SQLite file or store directory that exists (opening a missing one would create
+    it: the report never writes), or a server that answers within ``timeout_s``. SpecError (one line) otherwise."""
+    import os
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    hint = "name the store the experiment logged into with --tracking-uri (or MLFLOW_TRACKING_URI)"
+    if parsed.scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s):
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answered
+        except (urllib.error.URLError, OSError) as err:
+            raise SpecError(f"the MLflow server {uri} does not answer within {timeout_s:g} s "
+                            f"({getattr(err, 'reason', err)}); start it, or {hint}") from None
+        return
+    if parsed.scheme == "sqlite":
+        path = Path(os.path.expanduser(uri[len("sqlite:///"):])) if uri.startswith("sqlite:///") else None
+        if path is not None and not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise SpecError(f"no MLflow store at {uri} ({path} {what}); {hint}")
+        try:
+            if path is not None:
+                with open(path, "rb"):
+                    pass
+        except OSError as err:
+            raise SpecError(f"the MLflow store {uri} cannot be read ({err.strerror or err})") from None
+    elif parsed.scheme in ("", "file"):
+        root = Path(os.path.expanduser(parsed.path if parsed.scheme == "file" else uri))
+        if not (root / "0").is_dir() and not any(root.glob("*/meta.yaml")):
+            raise SpecError(f"no MLflow store at {uri} ({root} holds no experiments); {hint}")
+
+
 def make_report(experiment: str, scale: str = "cpu", seeds: list[int] | None = None,
                 tracking_uri: str | None = None, out: str | Path | None = None) -> Path:
     """Build the report of ``experiment`` into ``out`` (default ``reports/<experiment>/``): all files or none."""
@@ -169,7 +209,9 @@ def make_report(experiment: str, scale: str = "cpu", seeds: list[int] | None = N
     if scale not in SCALES:
         raise SpecError(f"--scale={scale} is not valid; choose one of: {', '.join(SCALES)}")
     seeds = list(spec.scale(scale).seeds) if seeds is None else seeds
-    client = client_for(resolve_tracking_uri(tracking_uri))
+    uri = resolve_tracking_uri(tracking_uri)
+    check_store_readable(uri)
+    client = client_for(uri)
     target = Path(out) if out else Path("reports") / spec.name
     with tempfile.TemporaryDirectory(prefix=f"report-{spec.name}-") as tmp:
         build(spec, scale, seeds, client, Path(tmp))  # fails before anything reaches `target`

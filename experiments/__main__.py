@@ -72,6 +72,11 @@ def _run(args, extra: list[str]) -> int:
 
     runs = select_groups(plan_runs(spec, args.scale, seeds, run_level), args.groups)
     hydra_level = launch_settings(spec.scale(args.scale).launcher, hydra_level)
+    execute.check_hydra_overrides(hydra_level)
+    if not args.dry_run:  # the store every run logs into answers and is writable, before any base is built
+        from igrpo.config.checks import check_tracking_reachable
+
+        check_tracking_reachable(uri)
     local = execute.launcher_is_local(hydra_level)
     sweep_root = Path(args.out).resolve() / spec.name / args.scale
     configs = execute.compose_runs(runs, sweep_root, check_values=local and not args.dry_run, extra=tracking)

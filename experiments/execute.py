@@ -55,6 +55,26 @@ def launcher_is_local(hydra_overrides: list[str]) -> bool:
     return not chosen or chosen[-1] in LOCAL_LAUNCHERS
 
 
+def check_hydra_overrides(hydra_overrides: list[str]) -> None:
+    """The launch's ``hydra/...`` and ``hydra.*`` overrides compose (an unknown launcher or sweeper, a launcher setting
+    of the wrong type), so a mistake there is one line before any sweep directory is written, not the multirun's."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from igrpo.config import register_configs
+    from igrpo.job.cli import hydra_error_line
+
+    if not hydra_overrides:
+        return
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            compose("config", overrides=list(hydra_overrides), return_hydra_config=True)
+        except (HydraException, OmegaConfBaseException) as err:
+            raise ConfigError(hydra_error_line(err, list(hydra_overrides))) from None
+
+
 def compose_runs(runs: list[PlannedRun], output_root: Path, check_values: bool = True, extra: list[str] = ()) -> list:
     """The composed config of every run (with ``extra`` overrides last), value-checked by ``igrpo.config.validate``; with
     ``check_values`` False (e.g. a paper-scale plan on a machine without CUDA) without what only the machine that

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 import shlex
+import struct
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -185,6 +186,9 @@ def model_dir(tmp_path_factory):
     """A directory holding a model (a real model as far as validation can tell without loading it)."""
     path = tmp_path_factory.mktemp("real_model")
     (path / "config.json").write_text('{"model_type": "llama"}')
+    # what validation asks for: a config, weights (a safetensors header, here with no tensors), a tokenizer
+    (path / "model.safetensors").write_bytes(struct.pack("<Q", 2) + b"{}")
+    (path / "tokenizer.json").write_text("{}")
     return path
 
 

@@ -21,6 +21,18 @@ def _check_source(node, label: str) -> None:
     check_spec(SourceSpec.from_cfg(node, label))
 
 
+def data_hub_needs(cfg) -> list:
+    """The datasets the job fetches from the hub (``igrpo.config.checks.check_hub_reachable``): the task's and every
+    eval suite's source without a local ``path``."""
+    from igrpo.config.checks import HubNeed
+    from igrpo.tasks.sources import hub_dataset_cached
+
+    nodes = [("task", cfg.task)] if "hub" in cfg.task else []
+    nodes += [(f"eval.suites.{name}", suite) for name, suite in (cfg.eval.get("suites") or {}).items()]
+    return [HubNeed(f"{label}.path", str(node.hub), lambda hub=str(node.hub): hub_dataset_cached(hub))
+            for label, node in nodes if not node.path and node.hub]
+
+
 @dataclass
 class DataSource:
     """Where a real dataset's rows come from and which columns hold what (training tasks and eval suites)."""
@@ -94,6 +106,16 @@ class EvalSuite(DataSource):
 
     samples: int | None = number(gt=0)  # k of this suite's avg@k; None = eval.samples_per_problem
     max_problems: int | None = number(gt=0)  # keep only the first N problems (quick looks); None = all
+
+
+def evaluated_model(cfg) -> tuple[str, str | None]:
+    """What ``python -m igrpo.eval`` loads, as (the key that names it, its path or hub id): ``eval.checkpoint``; else,
+    without ``eval.run_id`` (whose saved model is downloaded), the configured model (None: the tiny model, built)."""
+    from igrpo.config.model import model_path
+
+    if cfg.eval.checkpoint:
+        return "eval.checkpoint", str(cfg.eval.checkpoint)
+    return "model.path", None if cfg.eval.run_id else model_path(cfg.model)
 
 
 @dataclass

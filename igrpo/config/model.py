@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from omegaconf import MISSING
@@ -20,14 +22,130 @@ def model_path(model_cfg) -> str | None:
     return model_cfg.get("path") if "path" in model_cfg else None
 
 
+# what makes a directory loadable by ``from_pretrained`` (igrpo.models.loading.load_policy): its config, its weights
+# (one file, or a sharded index whose shards are all there) and its tokenizer
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
 def check_model_path_here(model_cfg) -> None:
-    """A local model directory must exist on the machine that runs the job (a hub id is left to the hub)."""
-    path = model_path(model_cfg)
+    """The base model's ``model.path`` is usable on this machine (``check_model_here``)."""
+    check_model_here("model.path", model_path(model_cfg))
+
+
+def looks_local(path: str) -> bool:
+    """A path written as a path (or naming something that exists here), not a hub id."""
+    return path.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(path))
+
+
+def hub_model_id(path: str | None) -> str | None:
+    """``path`` when it is a Hugging Face hub id (``org/name``) rather than a local path, else None."""
+    return path if path and not looks_local(path) else None
+
+
+def hub_model_cached(hub_id: str) -> bool:
+    """Whether this machine's Hugging Face cache holds the hub model ``hub_id`` (its config.json, at least)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+
+
+def model_hub_needs(label: str, path: str | None) -> list:
+    """The hub model a reference fetches (``igrpo.config.checks.check_hub_reachable``); none for a local one."""
+    from igrpo.config.checks import HubNeed
+
+    hub_id = hub_model_id(path)
+    return [HubNeed(label, hub_id, lambda: hub_model_cached(hub_id))] if hub_id else []
+
+
+def check_model_here(label: str, path: str | None) -> None:
+    """A model reference (``model.path``, ``eval.checkpoint``, ``reward.judge.model``) is usable here, checked without
+    loading anything: a hub id, or a directory that ``from_pretrained`` can load (a config.json naming its
+    model_type, the weights (every shard of a sharded index), a tokenizer). Whether the hub can be reached is
+    ``igrpo.config.checks.check_hub_reachable``'s question."""
     if path is None:
         return
-    local = path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
-    if local and not os.path.isdir(os.path.expanduser(path)):
-        raise ConfigError(f"model.path={path!r} does not exist; give an existing model directory or a hub id")
+    if not looks_local(path):
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        try:
+            validate_repo_id(path)
+        except HFValidationError:
+            raise ConfigError(f"{label}={path!r} is neither a model directory here nor a hub id (org/name); give an "
+                              "existing model directory or a hub id") from None
+        return
+    where = Path(os.path.expanduser(path))
+    if not where.exists():
+        raise ConfigError(f"{label}={path!r} does not exist; give an existing model directory or a hub id")
+    if not where.is_dir():
+        kind = "a GGUF file" if where.suffix == ".gguf" else "a file"
+        raise ConfigError(f"{label}={path!r} is {kind}, not a model directory; give the directory that holds "
+                          "config.json, the weights (.safetensors or .bin) and the tokenizer")
+    problem = _unloadable(where)
+    if problem:
+        raise ConfigError(f"{label}={path!r} is not a loadable model directory: {problem}")
+
+
+def _unloadable(where: Path) -> str | None:
+    """What keeps ``from_pretrained`` from loading the directory, or None."""
+    try:
+        names = {p.name for p in where.iterdir()}
+    except OSError as err:
+        return f"it cannot be read ({err.strerror or err})"
+    if "config.json" not in names:
+        found = f" (it holds {', '.join(sorted(names)[:5])}{', ...' if len(names) > 5 else ''})" if names else \
+            " (it is empty)"
+        return f"no config.json{found}"
+    try:
+        config = json.loads((where / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        return f"config.json cannot be read as JSON ({err})"
+    if not isinstance(config, dict) or "model_type" not in config:
+        return "config.json names no model_type"
+    for index in WEIGHT_INDEXES:
+        if index in names:
+            try:
+                shards = set(json.loads((where / index).read_text(encoding="utf-8"))["weight_map"].values())
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return f"{index} cannot be read (no weight_map)"
+            missing = sorted(shards - names)
+            if missing:
+                return f"{len(missing)} of {len(shards)} weight shards in {index} are missing, e.g. {missing[0]}"
+            return _damaged([where / shard for shard in sorted(shards)]) or _tokenizer_missing(names)
+    weights = [p for pattern in WEIGHT_PATTERNS for p in where.glob(pattern) if p.is_file()]
+    if not weights:
+        return "no weights (model.safetensors, pytorch_model.bin or a sharded index)"
+    if all(p.stat().st_size == 0 for p in weights):
+        return f"the weights file {weights[0].name} is empty"
+    return _damaged(weights) or _tokenizer_missing(names)
+
+
+def _damaged(weights: list[Path]) -> str | None:
+    """The first .safetensors file whose header does not read (an interrupted download, another format renamed):
+    its first 8 bytes give the length of a JSON header that must follow. Other formats are left to the loader."""
+    import struct
+
+    for path in weights:
+        if path.suffix != ".safetensors":
+            continue
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(8)
+                size = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+                if not 0 < size <= min(path.stat().st_size - 8, 100 * 2**20):
+                    raise ValueError
+                if not isinstance(json.loads(handle.read(size)), dict):
+                    raise ValueError
+        except (OSError, ValueError):
+            return f"the weights file {path.name} is not a readable safetensors file (damaged or incomplete)"
+    return None
+
+
+def _tokenizer_missing(names: set[str]) -> str | None:
+    if not names & set(TOKENIZER_FILES):
+        return f"no tokenizer ({', '.join(TOKENIZER_FILES[:2])}, ...)"
+    return None
 
 
 @dataclass

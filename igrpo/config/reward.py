@@ -14,6 +14,21 @@ from igrpo.rewards.judge import BACKENDS
 from igrpo.rewards.judge.protocol import VERDICT_MODES
 
 
+def judge_model_ref(cfg) -> str | None:
+    """The judge model a run loads: ``reward.judge.model`` of an hf judge, or of a tiny judge built before (its
+    directory); None when no judge model is loaded (no judge, the http judge, the tiny judge built here)."""
+    if cfg.reward.name != "judge" or cfg.reward.judge.backend == "http":
+        return None
+    return cfg.reward.judge.get("model")
+
+
+def check_judge_here(cfg) -> None:
+    """The judge model is usable on this machine (``igrpo.config.model.check_model_here``)."""
+    from igrpo.config.model import check_model_here
+
+    check_model_here("reward.judge.model", judge_model_ref(cfg))
+
+
 @dataclass
 class JudgeCommon:
     """What every judge backend shares: the prompt, how its output becomes a score, the fallback."""

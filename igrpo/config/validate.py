@@ -3,22 +3,26 @@ is a ConfigError with one line naming the bad value and what is allowed.
 
 This module only composes: every option's rules are defined beside its fields, in the schema of the option
 (``igrpo.config.*``; the variant's in its module under ``igrpo.variants``); the checks over the whole config (unknown
-keys, non-finite numbers, the seed, the tracking store) are ``igrpo.config.checks``. What only the machine that runs
-the job can answer (a CUDA device, the vllm package, a local model directory, the tracking store) is checked last
-and can be left out (``machine=False``: a paper-scale plan checked elsewhere).
+keys, non-finite numbers, the seed, the tracking store, the hub) are ``igrpo.config.checks``. What only the machine
+that runs the job can answer (a CUDA device, the vllm package, usable model directories, the hub or its local cache,
+a writable tracking store) is checked last and can be left out (``machine=False``: a paper-scale plan checked
+elsewhere).
 """
 
 from __future__ import annotations
 
 from igrpo.config.checks import (
     check_finite_numbers,
+    check_hub_reachable,
     check_known_keys,
     check_required,
     check_seed,
     check_tracking_reachable,
 )
+from igrpo.config.data import data_hub_needs, evaluated_model
 from igrpo.config.fields import check_fields, check_option
-from igrpo.config.model import check_model_path_here
+from igrpo.config.model import check_model_here, check_model_path_here, model_hub_needs, model_path
+from igrpo.config.reward import check_judge_here, judge_model_ref
 from igrpo.errors import ConfigError, choice_error
 from igrpo.tracking.names import eval_metric_names
 
@@ -64,7 +68,9 @@ def _check_whole(cfg) -> None:
 
 
 def _check_machine(cfg, training: bool) -> None:
-    """What only this machine can answer; the tracking store last: the only check that waits (seconds at most)."""
+    """What only this machine can answer: a CUDA device, the vllm package, the models it loads (usable directories
+    or hub ids), whether what it fetches from the hub can be had, and last the tracking store (the checks that wait,
+    seconds at most)."""
     from igrpo.tracking.names import resolve_tracking_uri
 
     if cfg.device == "cuda":
@@ -77,10 +83,15 @@ def _check_machine(cfg, training: bool) -> None:
 
         if importlib.util.find_spec("vllm") is None:
             raise ConfigError("generation=vllm needs the vllm package: pip install -e '.[vllm]' (CUDA machines only)")
-    if not training:
-        check_model_path_here(cfg.model)
-    if training:
-        check_tracking_reachable(resolve_tracking_uri(cfg.tracking.uri))
+    if training:  # the policy's model.path was checked first (validate)
+        check_judge_here(cfg)
+        models = [("model.path", model_path(cfg.model)), ("reward.judge.model", judge_model_ref(cfg))]
+    else:
+        models = [evaluated_model(cfg)]
+        check_model_here(*models[0])
+    model_needs = [need for label, path in models for need in model_hub_needs(label, path)]
+    check_hub_reachable([*data_hub_needs(cfg), *model_needs])
+    check_tracking_reachable(resolve_tracking_uri(cfg.tracking.uri))
 
 
 def objective_names(objective) -> list[str]:

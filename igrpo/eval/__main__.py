@@ -10,7 +10,7 @@ The same command after a kill resumes: graded problems are not generated again. 
 
 import sys
 
-from igrpo.job.cli import check_group_choices, quiet_third_party_logs
+from igrpo.job.cli import check_group_choices, quiet_third_party_logs, run_hydra_app
 
 check_group_choices(sys.argv[1:])
 quiet_third_party_logs()
@@ -31,6 +31,9 @@ def main(cfg: DictConfig) -> float:
     # a terminated job unwinds like an error, so its own MLflow run is closed (FAILED), not left RUNNING
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
+        from igrpo.config.validate import validate_for_eval
+
+        validate_for_eval(cfg)  # before importing torch and the eval stack: a mistake costs a second or two
         from igrpo.job.threads import apply_cpu_threads
 
         apply_cpu_threads(cfg)
@@ -40,10 +43,13 @@ def main(cfg: DictConfig) -> float:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:  # a crash inside the job keeps its traceback (see run_hydra_app)
+        err.raised_in_job = True
+        raise
     for key in sorted(metrics):
         print(f"  {key:28s} {metrics[key]:.4f}")
     return float(metrics.get("eval/mean/avg_at_k", float("nan")))
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra_app(main, sys.argv[1:])  # Hydra's own errors as one line, exit 2

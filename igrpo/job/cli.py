@@ -41,14 +41,21 @@ def _expected_kind(err) -> str:
 
 def hydra_error_line(err: BaseException, argv: list[str]) -> str:
     """Hydra's or OmegaConf's multi-line composition error as our one line, naming the override at fault. The
-    key and value come from OmegaConf's exception (its ``full_key`` and ``value``), never from its message text."""
+    key and value come from OmegaConf's exception (its ``full_key`` and ``value``), and an unknown option of any
+    group (``hydra/launcher=nope`` too: Hydra's groups are filled by plugins) from Hydra's own (its
+    ``missing_cfg_file`` and ``options``), never from the message text."""
+    from hydra.errors import MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     cause = err.__cause__ if err.__cause__ is not None else err
+    if isinstance(err, MissingConfigException) and err.options and "/" in str(err.missing_cfg_file or ""):
+        group, option = str(err.missing_cfg_file).rsplit("/", 1)
+        return f"{group}={option} is not a known option; choose one of: {', '.join(err.options)}"
     if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
         return f"{cause.full_key}={cause.value} is not valid; it must be {_expected_kind(cause)}"
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and getattr(cause, "full_key", None):
-        return f"{cause.full_key} is not a known config key; list the keys with: python run.py --cfg job"
+        shown = "hydra" if str(cause.full_key).startswith("hydra.") else "job"
+        return f"{cause.full_key} is not a known config key; list the keys with: python run.py --cfg {shown}"
     detail = str(cause)
     if type(err).__name__ == "OverrideParseException":
         bad = _unparseable_override(argv)
@@ -75,17 +82,24 @@ def _unparseable_override(argv: list[str]) -> str | None:
     return None
 
 
+def full_error_wanted() -> bool:
+    """Whether the user asked for Hydra's full tracebacks, read as Hydra reads it: ``HYDRA_FULL_ERROR=1`` and no
+    other value (``0``, ``false`` or empty leave them off)."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
 def run_hydra_app(main: Callable[[], object], argv: list[str]) -> None:
     """Run a ``@hydra.main`` app, turning Hydra's own composition errors into one line and exit status 2.
 
-    Hydra prints these errors over several lines (exit 1); with HYDRA_FULL_ERROR set it raises them instead, and
-    errors raised inside a job (already handled by ``run_job``, or real crashes) keep their full traceback.
+    Hydra prints these errors over several lines (exit 1); with HYDRA_FULL_ERROR=1 (``full_error_wanted``) they are
+    raised with their traceback instead, and errors raised inside a job (already handled by ``run_job``, or real
+    crashes) keep their full traceback.
     """
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    user_wants_traceback = bool(os.environ.get("HYDRA_FULL_ERROR"))
-    os.environ["HYDRA_FULL_ERROR"] = "1"
+    user_wants_traceback = full_error_wanted()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors to us (we print them in one line)
     try:
         main()
     except (HydraException, OmegaConfBaseException) as err:

@@ -136,6 +136,18 @@ def _model_to_evaluate(cfg, tracking_uri: str, run_id: str | None) -> tuple[str,
     return path, cfg.model.get("path") or path
 
 
+def _loaded_backend(cfg, model_dir: str, model_ref: str):
+    """``make_backend``, with a model that transformers cannot load (a damaged file, an unknown architecture)
+    reported in one line: validation checked the files are there, not what is in them."""
+    from safetensors import SafetensorError
+
+    try:
+        return make_backend(cfg, model_dir)
+    except (OSError, ValueError, SafetensorError) as err:
+        detail = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ConfigError(f"the model to evaluate ({model_ref}) could not be loaded: {detail}") from None
+
+
 def run_eval_job(cfg) -> dict[str, float]:
     """The whole ``python -m igrpo.eval`` job; returns the metrics it logged."""
     from igrpo.config import to_container
@@ -168,8 +180,9 @@ def run_eval_job(cfg) -> dict[str, float]:
     start = time.perf_counter()
     if not main:  # a worker rank: its share of the chunks; the main process logs
         return evaluate_model_dir(cfg, model_dir, task, store_dir).metrics
+    backend = _loaded_backend(cfg, model_dir, model_ref)  # a model that does not load opens no MLflow run
     if target is not None:
-        outcome = evaluate_model_dir(cfg, model_dir, task, store_dir)
+        outcome = evaluate_model_dir(cfg, model_dir, task, store_dir, backend=backend)
         _log_outcome(target, outcome, step, time.perf_counter() - start)
         target.tags({TAG_EVAL_CHECKPOINT: model_ref})
         print(f"logged into run {run_id} at step {step}")
@@ -187,7 +200,7 @@ def run_eval_job(cfg) -> dict[str, float]:
         if resume is None:
             log.params({k: v for k, v in flatten(to_container(cfg)).items()
                         if k.split(".")[0] in ("eval", "task", "model", "generation", "seed")})
-        outcome = evaluate_model_dir(cfg, model_dir, task, store_dir)
+        outcome = evaluate_model_dir(cfg, model_dir, task, store_dir, backend=backend)
         _log_outcome(log, outcome, step, time.perf_counter() - start)
         print(f"logged into run {log.run_id} (phase=eval) at step {step}")
     return outcome.metrics

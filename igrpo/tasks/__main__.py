@@ -4,7 +4,8 @@
     python -m igrpo.tasks decontaminate task=math eval=paper task.decontaminate_ngram=13
 
 Overrides are the same as ``run.py``'s (the config is composed from ``conf/``). Mistakes end with one
-``error: ...`` line and exit status 2.
+``error: ...`` line and exit status 2; so does a hub that cannot be reached (``HF_HUB_OFFLINE``, or no answer within
+a few seconds), naming every source that is not in the local cache and needs a local ``path``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,13 @@ def main(argv: list[str]) -> int:
     command, overrides = argv[0], argv[1:]
     try:
         cfg = compose(overrides)
+        from igrpo.config.checks import check_hub_reachable
+        from igrpo.config.data import data_hub_needs
         from igrpo.tasks.inspect import decontaminate_lines, inspect_lines
+
+        # offline (HF_HUB_OFFLINE, or the hub does not answer a probe of a few seconds): one line naming every
+        # source that needs a local path, instead of each hub load retrying for minutes
+        check_hub_reachable(data_hub_needs(cfg))
 
         lines = inspect_lines(cfg) if command == "inspect" else decontaminate_lines(cfg)
     except ConfigError as err:

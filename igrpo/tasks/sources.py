@@ -92,7 +92,7 @@ class LoadReport:
 
 
 def check_spec(spec: SourceSpec) -> None:
-    """Config-level checks (no I/O besides a file's existence): one ConfigError line on the first problem."""
+    """Config-level checks (no I/O besides opening a local file): one ConfigError line on the first problem."""
     if not spec.path and not spec.hub:
         raise ConfigError(f"{spec.label}: no data source; set {spec.label}.path (a local .jsonl or .parquet file) "
                           f"or {spec.label}.hub (a Hugging Face dataset id)")
@@ -113,8 +113,16 @@ def check_spec(spec: SourceSpec) -> None:
                                                                                  ".zst") else ""
             raise ConfigError(f"{spec.where}: unsupported file type {path.suffix!r}{hint}; use one of: "
                               f"{', '.join(FILE_TYPES)}")
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{spec.where} does not exist (no such file)")
+        if not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise ConfigError(f"{spec.where} is {kind}; name a .jsonl or .parquet file")
+        try:  # readable by this process (permission bits say nothing for root, nor for a broken mount)
+            with open(path, "rb") as handle:
+                handle.read(1)
+        except OSError as err:
+            raise ConfigError(f"{spec.where} cannot be read ({err.strerror or err})") from None
 
 
 def _decoded_text(path: Path, spec: SourceSpec) -> str:
@@ -162,6 +170,24 @@ def _read_parquet(path: Path, spec: SourceSpec) -> list[tuple[str, object]]:
     except Exception as err:  # noqa: BLE001  (pyarrow raises several types for a damaged file)
         raise ConfigError(f"{spec.where}: not a readable parquet file ({type(err).__name__})") from None
     return [(f"row {i}", row) for i, row in enumerate(table.to_pylist())]
+
+
+def hub_dataset_cached(hub_id: str) -> bool:
+    """Whether this machine's Hugging Face caches hold a copy of the hub dataset ``hub_id`` (the prepared dataset
+    under ``HF_DATASETS_CACHE``, or its files under ``HF_HUB_CACHE``): what ``datasets.load_dataset`` can read
+    offline. Asked without importing ``datasets``."""
+    import re
+
+    from huggingface_hub import constants
+
+    if (Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}").is_dir():
+        return True
+    prepared = Path(os.environ.get("HF_DATASETS_CACHE") or Path(constants.HF_HOME) / "datasets").expanduser()
+    key = re.sub(r"[^a-z0-9]", "", hub_id.lower())  # datasets names the folder org___snake_case_name
+    try:
+        return any(p.is_dir() and re.sub(r"[^a-z0-9]", "", p.name.lower()) == key for p in prepared.iterdir())
+    except OSError:
+        return False
 
 
 def _read_hub(spec: SourceSpec) -> list[tuple[str, object]]:

@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party_logs()
     try:
         cfg = compose(argv[1:])
+        from igrpo.config.checks import check_hub_reachable
+        from igrpo.config.model import model_hub_needs
+        from igrpo.config.reward import check_judge_here, judge_model_ref
+
+        check_judge_here(cfg)  # a usable judge model, before reading stdin or loading anything
+        check_hub_reachable(model_hub_needs("reward.judge.model", judge_model_ref(cfg)))
         cases = read_cases(sys.stdin)
         from igrpo.rewards.judge import build_judge
         from igrpo.models.loading import default_cache_root
