@@ -10,6 +10,16 @@ import pytest
 from tests.helpers import compose_config, smoke_overrides
 
 
+@pytest.fixture(autouse=True)
+def hub_answers_in_process(monkeypatch):
+    """In-process validation treats the Hugging Face hub as answering (no test reaches a real host; the paper
+    presets name hub models and datasets). Tests of the unreachable hub reset the probe themselves, and test
+    subprocesses point HF_ENDPOINT at a closed loopback port (tests/helpers.subprocess_env)."""
+    from igrpo.config import checks
+
+    monkeypatch.setattr(checks, "_HUB_PROBE", {"reason": None})
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory) -> Path:
     """One tiny-model cache for the whole session: the smoke model is built once."""

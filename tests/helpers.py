@@ -25,6 +25,7 @@ def subprocess_env(extra: dict | None = None, share: int = 1) -> dict:
 
     env = child_env(share)
     env.pop("MLFLOW_TRACKING_URI", None)
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a closed loopback port: no test subprocess reaches a real hub
     env.update(extra or {})
     return env
 
