@@ -31,6 +31,8 @@ def t_interval(values, confidence: float = CONFIDENCE) -> Cell:
     if n == 1:
         return Cell(mean, None, 1)
     sd = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1))
+    if sd == 0.0:  # every seed the same: scipy's interval of a zero scale is nan, the width is 0
+        return Cell(mean, 0.0, n)
     _, high = stats.t.interval(confidence, n - 1, loc=0.0, scale=sd / math.sqrt(n))
     return Cell(mean, float(high), n)
 

@@ -39,7 +39,7 @@ def test_a_fifth_variant_from_a_test_module_runs_end_to_end(model_cache, tmp_pat
     assert run.data.params["variant.group_fraction"] == "0.5"
     spent = client.get_metric_history(run.info.run_id, "rollouts/generated_per_prompt")
     assert spent and {m.value for m in spent} == {4.0}  # half of the default budget of 8
-    assert client.get_metric_history(run.info.run_id, "half_group/groups")  # the trainer subclass's own metric
+    assert client.get_metric_history(run.info.run_id, "train/half_group/groups")  # the trainer subclass's own metric
 
 
 def test_a_fifth_variants_field_rule_is_a_one_line_error(tmp_path: Path):
