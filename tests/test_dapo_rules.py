@@ -90,3 +90,15 @@ def test_allocation_refuses_impossible_totals():
 def test_history_keeps_the_last_graded_outcomes_and_the_histogram_counts_prompts():
     assert remember([True, True], [False, None, True], window=3) == [True, False, True]
     assert histogram([0, 0, 8, 8, 4], cap=8) == [2, 0, 0, 0, 1, 0, 0, 0, 2]
+
+
+# --- the overlong penalty as a reward function -----------------------------------------------------------------
+
+def test_overlong_reward_counts_sampled_ids_or_retokenizes_text():
+    from igrpo.rewards.overlong import OverlongPenalty
+
+    penalty = OverlongPenalty(max_length=20, buffer=4, factor=1.0,
+                              tokenizer=lambda text, add_special_tokens: {"input_ids": list(text)})
+    ids = [[1] * 16, [1] * 18, [1] * 20]
+    assert penalty(["q"] * 3, ["x"] * 3, completion_ids=ids) == [0.0, -0.5, -1.0]
+    assert penalty(["q"] * 2, ["a" * 10, "a" * 19]) == [0.0, -0.75]  # no ids (the baselines' own scoring): text
