@@ -78,3 +78,27 @@ def test_spend_and_each_arm_across_groups_with_its_token_ratio():
     assert "| DS on | iGRPO-8 | 24.00 ± 0.00 | 230,400 ± 0 | 60 ± 6 | 1.50x |" in text
     assert "| iGRPO-8 | DS on − DS off | +4.0 | n/a (no per-problem scores logged) | 3.00x | 2 |" in text
     assert "| DS off | GRPO-4 | 4.00 |" in text
+
+
+def test_the_across_group_delta_gets_the_paired_bootstrap(monkeypatch):
+    import numpy as np
+
+    from analysis import bootstrap
+
+    seeds, problems = [0, 1], 60
+    base = np.random.default_rng(0).uniform(0.1, 0.5, problems)
+
+    def scores(client, matched, seeds_, group, arm, loaded):  # per-problem scores: DS on lifts iGRPO-8 by 0.3
+        lift = 0.3 if (group, arm) == ("DS on", "iGRPO-8") else 0.0
+        return bootstrap.from_runs(arm, {s: {"hard": ([f"hard:{i}" for i in range(problems)],
+                                                      list(np.clip(base + lift, 0, 1)))} for s in seeds_})
+
+    monkeypatch.setattr(spend, "final_scores", scores)
+    matched = {(g.label, a.label, s): _run(g.label, a.label, s, 2560, 76800.0)
+               for g in SPEC.scale("cpu").groups for a in SPEC.arms for s in seeds}
+    per_seed = pd.DataFrame([{"group": g, "method": a, "seed": s, "Avg": 0.3}
+                             for (g, a, s) in matched])
+    frame = spend.spend_frame(SPEC, "cpu", matched, seeds)
+    d = spend.group_deltas(SPEC, "cpu", per_seed, matched, seeds, ["hard"], None, frame).set_index("arm")
+    assert 0.25 < d.loc["iGRPO-8", "boot_low"] <= d.loc["iGRPO-8", "boot_high"] < 0.35
+    assert d.loc["iGRPO-8", "boot_excludes_0"] and not d.loc["GRPO-8", "boot_excludes_0"]
