@@ -145,8 +145,9 @@ def sections(spend: pd.DataFrame, deltas: pd.DataFrame, baseline: str | None, ba
             f" ± {100 * r.t_half:.1f}"
         boot = (f"[{_pts(r.boot_low)}, {_pts(r.boot_high)}]{' *' if r.boot_excludes_0 else ''}"
                 if not math.isnan(r.boot_low) else f"n/a ({r.boot_note})")
-        rows.append({"arm": r.arm, "group": f"{r.group} − {r.baseline_group}", "Δ Avg ± t (pts)": f"{_pts(r.delta_avg)}{t}",
-                     "paired bootstrap 95% CI": boot, "tokens": _x(r.tokens_ratio), "seeds": r.seeds})
+        rows.append({"arm": r.arm, "group": f"{r.group} − {r.baseline_group}",
+                     "Δ Avg ± t (pts)": f"{_pts(r.delta_avg)}{t}", "paired bootstrap 95% CI": boot,
+                     "tokens": _x(r.tokens_ratio), "seeds": r.seeds})
     caption = (f"Δ Avg in points (final step, mean over suites per seed, seed-paired) of an arm against the same arm "
                f"in {base_group}; ± : 95% t-interval; {bootstrap.METHOD} * : the bootstrap interval excludes 0. "
                "Tokens: the ratio of their generated tokens.")

@@ -69,7 +69,8 @@ def _one_step(cfg, model_dir, out):
         tokens.append(sum(len(ids) for ids in completion_ids))
         return completion_ids, logprobs
 
-    trainer.generate_and_score, trainer.fill_batch, trainer.generate_single_turn = recorded_round, recorded_fill, counted
+    trainer.generate_and_score, trainer.fill_batch = recorded_round, recorded_fill
+    trainer.generate_single_turn = counted
     trainer.train()
     logged = next(e for e in trainer.state.log_history if "rollouts/generated" in e)
     assert logged["rollouts/generated_tokens"] == logged["rollouts/generated_tokens_total"] == sum(tokens)
