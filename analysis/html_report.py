@@ -32,9 +32,11 @@ def _img(png: Path, alt: str) -> str:
 
 
 def render(spec, scale, seeds, table, summary, figures: list[tuple[str, Path, str]], skipped_figures: list[str],
-           reference, runs: pd.DataFrame, entropy_points: list | None = None) -> str:
+           reference, runs: pd.DataFrame, entropy_points: list | None = None,
+           spend: list | None = None) -> str:
     """``figures``: (name, png path, caption); ``reference``: an analysis.paper_reference.Reference or None;
-    ``entropy_points``: rows of ``analysis.entropy_points.build`` (a section of their own) or None."""
+    ``entropy_points``: rows of ``analysis.entropy_points.build`` (a section of their own) or None; ``spend``:
+    ``analysis.spend.sections`` (title, caption, frame), each a section."""
     e = html.escape
     sc = spec.scale(scale)
     parts = [
@@ -48,8 +50,10 @@ def render(spec, scale, seeds, table, summary, figures: list[tuple[str, Path, st
         "<h2>Training dynamics (final logged value)</h2>",
         '<p class="note">Value at the last training step, mean ± 95% t-interval over seeds.</p>',
         frame_html(summary_frame(summary)),
-        "<h2>Figures</h2>",
     ]
+    for title, caption, frame in spend or ():
+        parts += [f"<h2>{e(title)}</h2>", f'<p class="note">{e(caption)}</p>', frame_html(frame)]
+    parts.append("<h2>Figures</h2>")
     for name, png, caption in figures:
         parts.append(f'<figure id="fig-{e(name)}">{_img(png, name)}<figcaption>{e(caption)}</figcaption></figure>')
     if skipped_figures:

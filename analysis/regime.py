@@ -162,6 +162,9 @@ def heatmap(df: pd.DataFrame, out_dir: Path, title_metric: str) -> tuple[Path, P
     from analysis.figures import _RC, plt, save_figure
 
     models = list(dict.fromkeys(df.model))
+    # a row per level; per level and iGRPO arm when several iGRPO arms share a cell (e.g. fixed and adaptive drafts)
+    shared = df.duplicated(["model", "level", "budget", "comparison"], keep=False).any()
+    df = df.assign(level=[f"{r.level} · {r.method}" if shared else r.level for r in df.itertuples(index=False)])
     levels = list(dict.fromkeys(df.level))
     budgets = sorted(set(int(b) for b in df.budget))
     roles = ["GRPO", "GRPO-half"]

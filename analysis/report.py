@@ -12,7 +12,9 @@ numbers, labelled and separate) when the spec has one, ``runs.csv`` and one self
 ``report.html``; for a spec whose arms form regime cells (``analysis.regime``: iGRPO vs GRPO at its budget and at
 its trained count), also ``regime.md|csv`` and ``figures/regime_heatmap.png|svg``; for a spec that draws the
 ``entropy`` figure, also ``entropy_points.md|csv`` (``analysis.entropy_points``: entropy at 10/30/100% of training,
-each a mean over a 5%-of-training window). Re-running gives byte-identical
+each a mean over a 5%-of-training window); ``spend.md|csv`` (``analysis.spend``: completions and tokens each arm
+generated) and, for a spec whose table names a ``baseline_group``, each arm's Δ against the same arm in that group
+with its token ratio (``group_deltas.csv``, and a section of ``spend.md``). Re-running gives byte-identical
 files. If any planned run is missing, it prints one line
 naming them and exits 2 without writing anything.
 """
@@ -108,8 +110,10 @@ def build(spec: Spec, scale: str, seeds: list[int], client, out: Path) -> list[P
     texts.update(_regime(spec, scale, matched, seeds, client, table, out, drawn))
     points = _entropy_points(spec, matched, hist, meta)
     texts.update(_entropy_texts(points))
+    spend, spend_texts = _spend(spec, scale, matched, seeds, client, table)
+    texts.update(spend_texts)
     texts["report.html"] = render_html(spec, scale, seeds, table, summary, drawn, skipped, reference,
-                                       runs, points)
+                                       runs, points, spend)
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
     return sorted(p for p in out.rglob("*") if p.is_file())
@@ -151,6 +155,22 @@ def _regime(spec: Spec, scale: str, matched: dict, seeds: list[int], client, tab
     png, _ = regime.heatmap(df, out / "figures", metric)
     drawn.append(("regime_heatmap", png, "ΔAvg of iGRPO per level x budget x model: " + text))
     return {"regime.md": regime.markdown(df, text), "regime.csv": _csv(df)}
+
+
+def _spend(spec: Spec, scale: str, matched: dict, seeds: list[int], client, table) -> tuple[list, dict]:
+    """``spend.md|csv`` (``analysis.spend``: what each arm generated), and ``group_deltas.csv`` when the scale's table
+    names a ``baseline_group``; the sections also go into the HTML page."""
+    from analysis import spend
+    from analysis.render import _csv
+
+    layout = spec.scale(scale).table
+    frame = spend.spend_frame(spec, scale, matched, seeds)
+    deltas = spend.group_deltas(spec, scale, table.per_seed, matched, seeds, table.suites, client, frame)
+    parts = spend.sections(frame, deltas, layout.baseline, layout.baseline_group)
+    texts = {"spend.md": spend.markdown(parts), "spend.csv": _csv(spend.csv_frame(frame))}
+    if len(deltas):
+        texts["group_deltas.csv"] = _csv(deltas)
+    return parts, texts
 
 
 def _markdown(df: pd.DataFrame) -> str:

@@ -60,6 +60,7 @@ class ItemFile:
 class TableFile:
     base_row: Optional[bool] = None  # add a "base" row per group from the step-0 (pre-training) eval
     baseline: Optional[str] = None  # arm label that the Δ column is measured against
+    baseline_group: Optional[str] = None  # row group that each arm's Δ across groups is measured against
     metric: Optional[str] = None  # metric of every suite; {k} = the run's eval.samples_per_problem
     suite_metrics: Optional[Dict[str, str]] = None  # per-suite metric, e.g. {aime25: avg_at_64}
     suites: Optional[List[str]] = None  # column order; none = the suites the runs logged
@@ -128,6 +129,9 @@ def group_arms(spec: "Spec", group: Group) -> tuple[Arm, ...]:
 class TableLayout:
     base_row: bool = False  # add a "base" row per group from the step-0 (pre-training) eval
     baseline: str | None = None  # arm label that the Δ column is measured against
+    # row group that each arm's Δ across groups is measured against (the same arm in that group: e.g. dynamic
+    # sampling off vs on), in analysis.spend with each side's generation spend; None: no such table
+    baseline_group: str | None = None
     metric: str = "avg_at_{k}"  # metric of every suite; {k} = the run's eval.samples_per_problem
     suite_metrics: dict = field(default_factory=dict)  # per-suite metric, e.g. {aime25: avg_at_64}
     suites: tuple[str, ...] | None = None  # column order; None = the suites the runs logged
@@ -268,6 +272,9 @@ def _scale(where: str, name: str, default: dict, own: dict, table_layers, arms) 
         if node is not None and block:
             table.update(_given(node, block))
     layout = _table(where, table, arms)
+    if layout.baseline_group is not None and layout.baseline_group not in [g.label for g in groups]:
+        raise SpecError(f"{where}: scales.{name}: table.baseline_group={layout.baseline_group!r} is not valid; "
+                        f"choose one of the scale's groups: {', '.join(g.label for g in groups)}")
     for i, g in enumerate(groups):
         if g.arms is not None and layout.baseline is not None and layout.baseline not in g.arms:
             raise SpecError(f"{where}: scales.{name}.groups[{i}].arms must include the table's baseline "

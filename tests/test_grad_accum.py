@@ -39,13 +39,13 @@ def _train(cfg, model_dir, out):
     trainer, _ = make_trainer(cfg, model, tokenizer, task, out)
     gradient = FirstStepGradient(model)
     trainer.add_callback(gradient)
-    calls, generate = [], trainer._generate_single_turn
+    calls, generate = [], trainer.generate_single_turn  # the seam's public hook: TRL's generation and iGRPO's drafts
 
     def counted(prompt_ids, *args, **kwargs):
         calls.append((trainer.state.global_step, len(prompt_ids)))
         return generate(prompt_ids, *args, **kwargs)
 
-    trainer._generate_single_turn = counted
+    trainer.generate_single_turn = counted
     trainer.train()
     return gradient.gradient, calls
 

@@ -195,26 +195,33 @@ def test_finished_run_is_not_resumed_and_abandoned_run_is_closed(store, tmp_path
 
 def test_trainer_extra_state_round_trips_through_json():
     """What a checkpoint saves of the trainer (igrpo_state.json) restores the same state: entropy schedule, last
-    entropy and iGRPO's draft-selection RNG (the methods alone, on trainers not built by TRL)."""
+    entropy, iGRPO's draft-selection RNG, the spend so far and the adaptive draft budget's histories (the methods
+    alone, on trainers not built by TRL)."""
     import random
+    from types import SimpleNamespace
 
     from igrpo.core.entropy import ScheduleState
-    from igrpo.training.trainer import IGRPOTrainer
+    from igrpo.variants.igrpo.trainer import IGRPOTrainer
 
     def bare(seed):
         trainer = object.__new__(IGRPOTrainer)
         trainer._schedule_state, trainer._last_entropy = ScheduleState(), None
         trainer._selection_rng = random.Random(seed)
+        trainer._rngs = {"selection_rng": trainer._selection_rng}
+        trainer.generated_total, trainer._history = [0, 0], {}
+        trainer.variant = SimpleNamespace(draft_budget="adaptive")
         return trainer
 
     saved = bare(1)
-    saved.load_extra_state({"schedule": {"coef": 0.3, "triggered": True}, "last_entropy": 0.5})
+    saved.load_extra_state({"schedule": {"coef": 0.3, "triggered": True}, "last_entropy": 0.5,
+                            "generated_total": [64, 2048], "draft_history": {"p1": [True, False]}})
     saved._selection_rng.random()
     state = json.loads(json.dumps(saved.extra_state()))
     restored = bare(2)
     restored.load_extra_state(state)
     assert json.loads(json.dumps(restored.extra_state())) == state and restored.entropy_coef == 0.3
     assert restored._selection_rng.random() == saved._selection_rng.random()
+    assert restored.generated_total == [64, 2048] and restored._history == {"p1": [True, False]}
 
 
 def test_one_process_per_checkpoint_dir(tmp_path):

@@ -7,7 +7,8 @@
 
 Each run trains in its own subprocess (so peak RSS is its own), without MLflow, from the same
 cached base model. The default mode prints a table and a JSON line with median step time, rollout
-tokens/s (drafts included), peak RSS, and the iGRPO / GRPO ratios.
+tokens/s (every generated token: drafts and dynamic sampling's resamples included), peak RSS, and the iGRPO / GRPO
+ratios.
 
 ``--concurrent N`` trains the same short run (the default variant) once alone, then N copies at once, each
 told that N jobs share the machine (``IGRPO_CONCURRENT_JOBS=N``, so each takes its share of the cores: see
@@ -78,10 +79,13 @@ def worker(overrides: list[str], steps: int, share_threads: bool = True) -> dict
     prompts = cfg.train.prompts_per_step
     tokens = []
     for entry in timed:
-        n_completions = prompts * trainer.num_generations
-        step_tokens = n_completions * entry["completions/mean_length"]
-        if "draft/mean_length" in entry:
-            step_tokens += prompts * cfg.variant.num_drafts * entry["draft/mean_length"]
+        # every token generated for the step's batch (drafts, critiques and dynamic sampling's resamples included),
+        # counted where generation happens (TrackedGRPOTrainer: rollouts/generated_tokens)
+        step_tokens = entry.get("rollouts/generated_tokens")
+        if step_tokens is None:  # a trainer that does not count: the trained completions and iGRPO's drafts
+            step_tokens = prompts * trainer.num_generations * entry["completions/mean_length"]
+            if "draft/mean_length" in entry:
+                step_tokens += prompts * cfg.variant.num_drafts * entry["draft/mean_length"]
         tokens.append(step_tokens / entry["step_time"])
     return {
         "variant": cfg.variant.name,
@@ -89,7 +93,8 @@ def worker(overrides: list[str], steps: int, share_threads: bool = True) -> dict
         "median_step_seconds": statistics.median(e["step_time"] for e in timed),
         "rollout_tokens_per_second": statistics.median(tokens),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rollouts_per_prompt": cfg.rollout_budget,
+        "rollouts_per_prompt": statistics.median(e.get("rollouts/generated_per_prompt", cfg.rollout_budget)
+                                                 for e in timed),  # dynamic sampling's resamples included
         "train_seconds": train_seconds,
         "torch_threads": torch.get_num_threads(),
     }

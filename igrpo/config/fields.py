@@ -11,6 +11,12 @@ checks every declared rule of the node's schema and raises one ``ConfigError`` l
 and what is allowed. Rules that relate several fields are a schema's ``check(node, cfg)`` static method, in the
 same class (see ``check_option``).
 
+A field may also say when it stays out of the run's config hash (``igrpo.job.identity``): ``neutral=<value>`` for a
+field added after runs were recorded, whose value there does what the code did before the field existed (so those
+runs keep their hash), and ``needs=(<sibling>, <value or tuple of values>)`` for a field that only matters while a
+sibling has that value (e.g. the cap of resampling rounds while dynamic sampling is off). ``unhashed_fields`` lists
+them for a node.
+
 Why metadata and not ``Literal``/``Enum`` types: OmegaConf 2.3 (under Hydra 1.3) does not accept ``Literal``, and an
 ``Enum`` field turns the value into an enum member (logged params and the config hash would change) and fails with
 OmegaConf's multi-line error instead of ours.
@@ -55,14 +61,48 @@ def _num(x) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-def choice(*options: str) -> Any:
-    """A field whose value must be one of ``options``."""
-    return field(default=MISSING, metadata={"choices": tuple(options)})
+_UNSET = object()
 
 
-def number(*, gt=None, ge=None, lt=None, le=None, why: str = "") -> Any:
+def _hashing(neutral, needs) -> dict:
+    return {**({} if neutral is _UNSET else {"neutral": neutral}), **({} if needs is None else {"needs": needs})}
+
+
+def choice(*options: str, neutral: Any = _UNSET, needs: tuple | None = None) -> Any:
+    """A field whose value must be one of ``options`` (``neutral``, ``needs``: when it stays out of the hash)."""
+    return field(default=MISSING, metadata={"choices": tuple(options), **_hashing(neutral, needs)})
+
+
+def number(*, gt=None, ge=None, lt=None, le=None, why: str = "", neutral: Any = _UNSET,
+           needs: tuple | None = None) -> Any:
     """A numeric field whose value must lie in the given interval (None values pass: optional fields)."""
-    return field(default=MISSING, metadata={"bounds": Bounds(gt, ge, lt, le, why)})
+    return field(default=MISSING, metadata={"bounds": Bounds(gt, ge, lt, le, why), **_hashing(neutral, needs)})
+
+
+def flag(*, neutral: Any = _UNSET, needs: tuple | None = None) -> Any:
+    """A boolean field (its type is its rule) that declares when it stays out of the config hash."""
+    return field(default=MISSING, metadata=_hashing(neutral, needs))
+
+
+def unhashed_fields(node, schema: type | None = None) -> list[str]:
+    """The fields of ``node`` that stay out of the config hash: at their ``neutral`` value, or ``needs`` a
+    sibling value the node does not have."""
+    from omegaconf import OmegaConf
+
+    schema = schema or OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return []
+    out = []
+    for f in dataclasses.fields(schema):
+        if f.name not in node:
+            continue
+        if "neutral" in f.metadata and node[f.name] == f.metadata["neutral"]:
+            out.append(f.name)
+        elif "needs" in f.metadata:
+            sibling, wanted = f.metadata["needs"]
+            if node.get(sibling) not in (wanted if isinstance(wanted, tuple) else (wanted,)):
+                out.append(f.name)
+    return out
 
 
 def check_value(path: str, value, metadata) -> None:

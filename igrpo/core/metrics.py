@@ -32,12 +32,13 @@ def frac_groups_zero_std(rewards: Sequence[float | None], group_size: int) -> fl
     groups = [rewards[i : i + group_size] for i in range(0, len(rewards), group_size)]
     if not groups:
         return 0.0
-    flat = 0
-    for group in groups:
-        scored = [r for r in group if r is not None]
-        if len(scored) < 2 or max(scored) - min(scored) < 1e-9:
-            flat += 1
-    return flat / len(groups)
+    return sum(is_flat(group) for group in groups) / len(groups)
+
+
+def is_flat(group: Sequence[float | None]) -> bool:
+    """A group with no learning signal: fewer than two scored rewards (``None``: ungradeable), or all equal."""
+    scored = [r for r in group if r is not None]
+    return len(scored) < 2 or max(scored) - min(scored) < 1e-9
 
 
 def mean_ignoring_none(values: Sequence[float | None]) -> float | None:

@@ -155,6 +155,13 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
     check_trl_seam()  # an upgraded TRL without a private member we use fails here, in one line
     pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.training.generation)
     reward_funcs, weights = build_reward_funcs(cfg.reward, judge_backend)
+    if cfg.algo.overlong_shaping:  # DAPO's length penalty, added to the reward (igrpo.rewards.overlong)
+        from igrpo.rewards.overlong import OverlongPenalty
+
+        a = cfg.algo
+        reward_funcs = [*reward_funcs, OverlongPenalty(cfg.generation.max_completion_length, a.overlong_buffer,
+                                                       a.overlong_penalty, tokenizer)]
+        weights = [*weights, 1.0]
     args = build_grpo_args(cfg, checkpoint_dir or output_dir)
     args.reward_weights = weights
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
@@ -164,7 +171,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
               "problems left out (their plain prompt alone is longer; prompts are never cut)", flush=True)
     common = dict(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
                   processing_class=tokenizer, callbacks=list(callbacks), rollout_recorder=recorder,
-                  entropy_schedule=cfg.entropy, generated_per_prompt=variant.generated_per_prompt(cfg))
+                  entropy_schedule=cfg.entropy, generated_per_prompt=variant.generated_per_prompt(cfg),
+                  max_resample_rounds=cfg.algo.max_resample_rounds if cfg.algo.dynamic_sampling else None)
     trainer = variant.make_trainer(cfg, task, tokenizer, common)
     # Metrics go to MLflow; the terminal gets a progress bar, not a dict per step.
     trainer.prompts_over_cap = over_cap  # training problems left out by the prompt cap

@@ -24,4 +24,21 @@ def config_hash(cfg) -> str:
     resolved = {k: v for k, v in to_container(cfg).items() if k not in _UNHASHED_KEYS}
     if isinstance(resolved.get("train"), dict):
         resolved["train"] = {k: v for k, v in resolved["train"].items() if k not in _UNHASHED_TRAIN_KEYS}
+    _drop_unhashed(cfg, resolved)
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _drop_unhashed(node, resolved: dict) -> None:
+    """Leave out the fields whose schema says they do not change this run (``igrpo.config.fields``: a field at its
+    ``neutral`` value, added after runs were recorded, or one that ``needs`` a sibling value the node lacks), in
+    every typed node."""
+    from omegaconf import DictConfig
+
+    from igrpo.config.fields import unhashed_fields
+
+    for name in unhashed_fields(node):
+        resolved.pop(name, None)
+    for key, value in resolved.items():
+        child = node.get(key) if isinstance(node, DictConfig) else None
+        if isinstance(value, dict) and isinstance(child, DictConfig):
+            _drop_unhashed(child, value)

@@ -17,10 +17,14 @@ def local_rows(gathered, process_index: int, count: int):
     return gathered[process_index * count:(process_index + 1) * count]
 
 
-def reward_columns(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence[str]) -> list[list]:
+def reward_columns(trainer, rows: Sequence[dict], prompts: Sequence[str], texts: Sequence[str],
+                   completion_ids: Sequence[Sequence[int]] | None = None) -> list[list]:
     """Each reward function's scores of ``texts`` answering ``rows``, calling the callables directly (TRL's
-    ``_calculate_rewards`` would log them as trained completions). Dataset columns go to them as keyword arguments."""
+    ``_calculate_rewards`` would log them as trained completions). Dataset columns go to them as keyword arguments,
+    and the sampled ``completion_ids`` when given (as TRL passes them: the overlong penalty counts them)."""
     columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    if completion_ids is not None:
+        columns["completion_ids"] = [list(ids) for ids in completion_ids]
     return [func(prompts=list(prompts), completions=list(texts), trainer_state=trainer.state, **columns)
             for func in trainer.reward_funcs]
 

@@ -1,9 +1,11 @@
 """The one seam to TRL's internals. Every private member of TRL's ``GRPOTrainer`` (and of transformers' ``Trainer``)
 that this project uses is reached here and nowhere else, and is listed in ``PRIVATE_METHODS`` / ``PRIVATE_ATTRIBUTES``.
 
-Our trainers subclass ``SeamTrainer`` and override its public hooks (``generate_and_score``, ``calculate_rewards``,
-``policy_loss``, ``token_logps_and_entropies``, ``generate_single_turn``), calling ``super()`` to run TRL's own step;
-the private names TRL calls are overridden once, below, and forward to those hooks.
+Our trainers subclass ``SeamTrainer`` and override its public hooks (``fill_batch``, ``generate_and_score``,
+``calculate_rewards``, ``policy_loss``, ``token_logps_and_entropies``, ``generate_single_turn``), calling ``super()``
+to run TRL's own step; the private names TRL calls are overridden once, below, and forward to those hooks.
+TRL's rollout step is two hooks: ``fill_batch`` (the whole training batch; dynamic sampling runs several rounds of
+``generate_and_score`` in it) and ``generate_and_score`` (one round: a variant's whole rollout of its prompts).
 
 TRL renames and re-signs private methods between releases, which is why ``trl`` is pinned to one exact version
 (pyproject.toml). ``check_trl_seam`` compares what is listed here with the installed TRL and fails with one line
@@ -68,6 +70,11 @@ class SeamTrainer(GRPOTrainer):
 
     # --- hooks: override these, call super() for TRL's own behaviour -------------------------------------------
 
+    def fill_batch(self, inputs):
+        """The batch TRL trains on from its sampled ``inputs``: one round of ``generate_and_score`` unless overridden
+        (``igrpo.training.dynamic``: more rounds, some groups dropped)."""
+        return self.generate_and_score(inputs)
+
     def generate_and_score(self, inputs):
         """TRL's whole rollout step for ``inputs``: generate, score, compute advantages."""
         return GRPOTrainer._generate_and_score_completions(self, inputs)
@@ -117,7 +124,7 @@ class SeamTrainer(GRPOTrainer):
     # --- TRL's private names, overridden once, forwarding to the hooks -------------------------------------------
 
     def _generate_and_score_completions(self, inputs):
-        return self.generate_and_score(inputs)
+        return self.fill_batch(inputs)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         return self.calculate_rewards(inputs, prompts, completions, completion_ids_list)

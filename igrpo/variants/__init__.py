@@ -27,7 +27,7 @@ import importlib
 import os
 from typing import Any, ClassVar
 
-from igrpo.errors import choice_error
+from igrpo.errors import ConfigError, choice_error
 
 PLUGIN_ENV = "IGRPO_VARIANT_MODULES"
 BUILTIN_MODULES = ("igrpo.variants.grpo", "igrpo.variants.igrpo", "igrpo.variants.critique_grpo",
@@ -47,6 +47,8 @@ class Variant:
     shown_solution_cap: ClassVar[str | None] = None
     # trains on draft-conditioned prompts, so the draft-conditioned evaluation (igrpo.eval.refine, eval.refine) applies
     draft_conditioned: ClassVar[bool] = False
+    # its groups may be dropped and new prompts sampled in their place (algo.dynamic_sampling); None, or why not
+    no_dynamic_sampling: ClassVar[str | None] = None
 
     def group_size(self, cfg) -> int:
         """Completions per prompt that TRL trains on as one group (its ``num_generations``)."""
@@ -62,6 +64,9 @@ class Variant:
         from igrpo.config.fields import check_fields
 
         check_fields(cfg.variant, "variant", self.schema)
+        if cfg.algo.get("dynamic_sampling") and self.no_dynamic_sampling:
+            raise ConfigError(f"algo.dynamic_sampling=true is not valid with variant={self.name}: "
+                              f"{self.no_dynamic_sampling}; use algo.dynamic_sampling=false")
         self.check_rules(cfg)
 
     def check_rules(self, cfg) -> None:

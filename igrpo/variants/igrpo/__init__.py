@@ -4,7 +4,8 @@ the refinements only. The pure rules (selection, truncation, template, budget) a
 trainer is ``igrpo.variants.igrpo.trainer``.
 
 Budget: N x rounds + G completions per prompt per step, matched to GRPO's ``rollout_budget`` unless
-``allow_budget_mismatch``; TRL trains on the G refinements as one group.
+``allow_budget_mismatch``; TRL trains on the G refinements as one group. ``draft_budget=adaptive`` shares the step's
+N x P drafts out unevenly among its P prompts (``igrpo.core.draft_budget``): the total, and so the spend, is the same.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from omegaconf import MISSING, OmegaConf
 from igrpo.config.checks import check_format_placeholders
 from igrpo.config.fields import choice, number
 from igrpo.config.model import model_path
+from igrpo.core.draft_budget import DRAFT_BUDGETS
 from igrpo.core.drafts import (
     ALL_ZERO_POLICIES,
     DRAFT_CONTENTS,
@@ -49,6 +51,12 @@ class VariantIGRPO:
     # model's text after its last </think>, think tags stripped; the tail when there is none, counted)
     draft_content: str = choice(*DRAFT_CONTENTS)
     template: str = MISSING  # named template (igrpo.core.drafts.TEMPLATES) or literal text with {draft}
+    # fixed (N drafts per prompt, the paper) | adaptive (the step's N x P drafts go to the prompts whose drafts are
+    # uncertain: igrpo.core.draft_budget); the fields below apply to adaptive only
+    draft_budget: str = choice(*DRAFT_BUDGETS, neutral="fixed")
+    draft_probe: int = number(ge=0, needs=("draft_budget", "adaptive"))  # drafts every prompt gets first
+    max_drafts_per_prompt: int = number(ge=1, needs=("draft_budget", "adaptive"))
+    draft_history: int = number(ge=1, needs=("draft_budget", "adaptive"))  # graded drafts remembered per prompt
 
 
 @register
@@ -71,6 +79,7 @@ class IGRPO(Variant):
         check_budget(cfg.rollout_budget, v.num_drafts, v.num_refinements, v.allow_budget_mismatch, v.rounds)
         super().check(cfg)
         check_format_placeholders("variant.template", resolve_template(v.template), ("draft", "problem", "prompt"))
+        _check_draft_budget(v)
         _refuse_tiny_settings_on_real_models(cfg)
 
     def make_trainer(self, cfg, task, tokenizer, common: dict):
@@ -92,6 +101,22 @@ def _check_derived_refinements(cfg) -> None:
         raise ConfigError(f"variant.num_drafts={v.num_drafts} is not valid with rollout_budget={cfg.rollout_budget} "
                           f"and variant.rounds={v.rounds}: it leaves {left} refinements (rollout_budget - num_drafts x "
                           f"rounds) and iGRPO needs at least 2; use variant.num_drafts<={most} or raise rollout_budget")
+
+
+def _check_draft_budget(v) -> None:
+    """The adaptive budget shares one round's N x P drafts: the probe fits in N, the cap holds N."""
+    if v.draft_budget != "adaptive":
+        return
+    if v.rounds != 1:
+        raise ConfigError(f"variant.draft_budget=adaptive is not valid with variant.rounds={v.rounds}; it shares out "
+                          "one round of drafts: use variant.rounds=1 or variant.draft_budget=fixed")
+    if v.draft_probe > v.num_drafts:
+        raise ConfigError(f"variant.draft_probe={v.draft_probe} is not valid with variant.num_drafts={v.num_drafts}: "
+                          f"the probe is part of the N drafts per prompt; use variant.draft_probe<={v.num_drafts}")
+    if v.max_drafts_per_prompt < v.num_drafts:
+        raise ConfigError(f"variant.max_drafts_per_prompt={v.max_drafts_per_prompt} is not valid with "
+                          f"variant.num_drafts={v.num_drafts}: the cap must hold the even share; use "
+                          f"variant.max_drafts_per_prompt>={v.num_drafts}")
 
 
 def _refuse_tiny_settings_on_real_models(cfg) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import time
 
 from igrpo.core.answers import answers_match, extract_final_answer
+from igrpo.core.draft_budget import allocate_drafts, histogram, remember
 from igrpo.core.drafts import condition_on_drafts
 from igrpo.core.metrics import (
     add_counts,
     correct_flags,
     first_of_each_group,
     frac_groups_zero_std,
+    is_flat,
     refine_counts,
     refine_rates,
 )
@@ -51,17 +53,30 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         self._selection_rng = self.seeded_rng("selection_rng", selection_seed)
         # prompt_id -> (shown draft's final answer, its grade) or None (plain prompt): set by Stage 1 each step
         self._shown: dict[str, tuple[str | None, bool | None] | None] = {}
+        # draft_budget=adaptive: prompt_id -> its last graded drafts (variant.draft_history of them)
+        self._history: dict[str, list[bool]] = {}
+
+    def extra_state(self) -> dict:
+        state = super().extra_state()
+        if self.variant.draft_budget == "adaptive":
+            state["draft_history"] = self._history
+        return state
+
+    def load_extra_state(self, state: dict) -> None:
+        super().load_extra_state(state)
+        self._history = {pid: list(h) for pid, h in state.get("draft_history", {}).items()}
 
     def generate_and_score(self, inputs):
         if self.model.training:
             inputs = self._draft_and_rewrite(inputs)
         return super().generate_and_score(inputs)
 
-    def _score_drafts(self, prompts: list[str], drafts: list[str], rows: list[dict]
+    def _score_drafts(self, prompts: list[str], drafts: list[str], rows: list[dict], sampled_ids=None
                       ) -> tuple[list[float | None], list[bool | None]]:
         """The training reward, called directly (TRL's _calculate_rewards would log drafts as refinements), and
-        each draft's grade (the accuracy reward's score; None when ungradeable)."""
-        per_func = reward_columns(self, rows, prompts, drafts)
+        each draft's grade (the accuracy reward's score; None when ungradeable). ``sampled_ids``: the drafts' token
+        ids as sampled (end token included), which a length-based reward counts."""
+        per_func = reward_columns(self, rows, prompts, drafts, sampled_ids)
         return combine_scores(per_func, self.reward_weights.tolist()), self._grades(per_func, drafts, rows)
 
     def _accuracy_index(self) -> int | None:
@@ -88,18 +103,58 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             prompts = self._draft_round(unique, prompts, round_index)
         return [{**row, "plain_prompt": row["prompt"], "prompt": prompts[row["prompt_id"]]} for row in inputs]
 
-    def _draft_round(self, unique: dict[str, dict], prompts_by_id: dict[str, str], round_index: int) -> dict:
-        s = self.variant
-        n = s.num_drafts
-        start = time.perf_counter()
-        rows = [row for row in unique.values() for _ in range(n)]
+    def _sample(self, unique: dict[str, dict], prompts_by_id: dict[str, str], counts: list[int],
+                num_generations: int) -> dict[str, list]:
+        """``counts[i]`` drafts of the i-th distinct prompt, generated in one call (``num_generations`` per prompt as
+        TRL's generation expects: every count when they are equal, else 1 with each prompt repeated), scored and
+        graded; flat lists in prompt order."""
+        rows = [row for row, c in zip(unique.values(), counts) for _ in range(c)]
+        if not rows:
+            return {"rows": [], "prompts": [], "ids": [], "texts": [], "rewards": [], "grades": []}
         prompts = [prompts_by_id[row["prompt_id"]] for row in rows]
         prompt_ids, images, multimodal = self.tokenize_prompts(prompts)
-        completion_ids, _ = self.generate_single_turn(prompt_ids, images, multimodal, n)
+        sampled, _ = self.generate_single_turn(prompt_ids, images, multimodal, num_generations)
         special = set(self.text_tokenizer.all_special_ids)
-        completion_ids = [[t for t in ids if t not in special] for ids in completion_ids]
-        drafts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
-        rewards, grades = self._score_drafts(prompts, drafts, [{**row, "prompt": p} for row, p in zip(rows, prompts)])
+        ids = [[t for t in x if t not in special] for x in sampled]
+        texts = self.processing_class.batch_decode(ids, skip_special_tokens=True)
+        rewards, grades = self._score_drafts(prompts, texts, [{**row, "prompt": p} for row, p in zip(rows, prompts)],
+                                             sampled)
+        return {"rows": rows, "prompts": prompts, "ids": ids, "texts": texts, "rewards": rewards, "grades": grades}
+
+    def _adaptive_drafts(self, unique: dict[str, dict], prompts_by_id: dict[str, str]) -> tuple[dict, list[int]]:
+        """``draft_budget=adaptive`` (``igrpo.core.draft_budget``): the probe, then the rest of the step's N x P
+        drafts shared out by each prompt's history; histories take every graded draft. Prompt-major lists, counts."""
+        s, pids = self.variant, list(unique)
+        k = s.draft_probe
+        probe = self._sample(unique, prompts_by_id, [k] * len(pids), max(k, 1))  # k = 0: no drafts, no call
+        for i, pid in enumerate(pids):
+            self._history[pid] = remember(self._history.get(pid, []), probe["grades"][i * k:(i + 1) * k],
+                                          s.draft_history)
+        counts = allocate_drafts([self._history[pid] for pid in pids], s.num_drafts * len(pids),
+                                 s.max_drafts_per_prompt, floor=k)
+        more = [c - k for c in counts]
+        extra = self._sample(unique, prompts_by_id, more, 1)
+        merged: dict[str, list] = {key: [] for key in probe}
+        start = 0
+        for i, pid in enumerate(pids):
+            mine = slice(start, start + more[i])
+            self._history[pid] = remember(self._history[pid], extra["grades"][mine], s.draft_history)
+            for key in merged:
+                merged[key] += probe[key][i * k:(i + 1) * k] + extra[key][mine]
+            start += more[i]
+        return merged, counts
+
+    def _draft_round(self, unique: dict[str, dict], prompts_by_id: dict[str, str], round_index: int) -> dict:
+        s = self.variant
+        start = time.perf_counter()
+        if s.draft_budget == "adaptive":
+            drafted, counts = self._adaptive_drafts(unique, prompts_by_id)
+        else:
+            counts = [s.num_drafts] * len(unique)
+            drafted = self._sample(unique, prompts_by_id, counts, s.num_drafts)
+        rows, prompts, completion_ids = drafted["rows"], drafted["prompts"], drafted["ids"]
+        drafts, rewards, grades = drafted["texts"], drafted["rewards"], drafted["grades"]
+        bounds = [sum(counts[:g]) for g in range(len(counts) + 1)]
 
         rewritten: dict[str, str] = {}  # this rank's prompts: each prompt's whole group is on this rank
         selected_flags: list[bool] = []
@@ -107,16 +162,20 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         prompt_tokens: list[int] = []  # of every Stage-2 prompt
         truncated = fell_back = no_room = 0
         for g, (pid, row) in enumerate(unique.items()):
-            group = slice(g * n, (g + 1) * n)
+            group = slice(bounds[g], bounds[g + 1])
+            if counts[g] == 0:  # adaptive: no drafts for this prompt, so its plain prompt (as on_all_zero=plain)
+                rewritten[pid], self._shown[pid] = row["prompt"], None
+                prompt_tokens.append(self._count_tokens(row["prompt"]))
+                continue
             g_rewards = rewards[group]
             cond = condition_on_drafts(s, self.refinement_template, row["problem"], row["prompt"], g_rewards,
                                        completion_ids[group], drafts[group], self.processing_class,
                                        rng=self._selection_rng, max_prompt_tokens=self.max_prompt_tokens)
             choice = cond.choice
-            selected_flags.extend(i == choice for i in range(n))
+            selected_flags.extend(i == choice for i in range(counts[g]))
             best_rewards.append(g_rewards[choice] if g_rewards[choice] is not None else 0.0)
             rewritten[pid] = cond.prompt
-            self._shown[pid] = ((extract_final_answer(drafts[g * n + choice]), grades[g * n + choice])
+            self._shown[pid] = ((extract_final_answer(drafts[bounds[g] + choice]), grades[bounds[g] + choice])
                                 if cond.shown else None)
             if cond.fitted is None:  # on_all_zero=plain
                 prompt_tokens.append(self._count_tokens(row["prompt"]))
@@ -131,14 +190,17 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         # Each value is averaged over all ranks, weighted by the groups each rank drafted.
         prefix = "draft/" if round_index == 0 else f"draft/round_{round_index + 1}/"
         groups = float(len(unique))
+        reward_groups = [rewards[bounds[g]:bounds[g + 1]] for g in range(len(counts)) if counts[g]]
+        grade_groups = [grades[bounds[g]:bounds[g + 1]] for g in range(len(counts)) if counts[g]]
+        drafted_groups = float(len(reward_groups))
         scored = [r for r in rewards if r is not None]
         stats = {
             "reward_mean": (sum(scored) / len(scored) if scored else 0.0, float(len(scored))),
-            "best_reward_mean": (sum(best_rewards) / len(best_rewards), groups),
-            "frac_groups_zero_std": (frac_groups_zero_std(rewards, n), groups),
+            "best_reward_mean": (sum(best_rewards) / max(len(best_rewards), 1), drafted_groups),
+            "frac_groups_zero_std": (_flat_frac(reward_groups), drafted_groups),
             # binary correct (the accuracy reward), as refine/frac_groups_zero_std_correct for Stage 2
-            "frac_groups_zero_std_correct": (frac_groups_zero_std(grades, n), groups),
-            "mean_length": (sum(len(x) for x in completion_ids) / len(completion_ids), groups),
+            "frac_groups_zero_std_correct": (_flat_frac(grade_groups), drafted_groups),
+            "mean_length": (sum(len(x) for x in completion_ids) / max(len(completion_ids), 1), groups),
             "seconds": (time.perf_counter() - start, 1.0),
             "truncated_frac": (truncated / groups, groups),  # selected drafts cut to fit (max_draft_tokens, budget)
         }
@@ -146,9 +208,12 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             stats["answer_section_fallback_frac"] = (fell_back / groups, groups)  # no </think>: the tail was kept
         if self.max_prompt_tokens is not None:
             stats["no_room_frac"] = (no_room / groups, groups)  # problem + template filled the budget: no draft
-        equal = min(n, self.num_generations)  # both stages' zero-variance at one group size (first members)
-        stats[f"frac_groups_zero_std_correct_at_{equal}"] = (
-            frac_groups_zero_std(first_of_each_group(grades, n, equal), equal), groups)
+        equal = min(s.num_drafts, self.num_generations)  # both stages' zero-variance at one group size (first members)
+        at_equal = [g[:equal] for g in grade_groups if len(g) >= equal]
+        stats[f"frac_groups_zero_std_correct_at_{equal}"] = (_flat_frac(at_equal), float(len(at_equal)))
+        if s.draft_budget == "adaptive":  # the rule's decisions: the share of prompts given k drafts, k = 0..cap
+            for k, n in enumerate(histogram(counts, s.max_drafts_per_prompt)):
+                stats[f"prompts_with_{k}_drafts"] = (n / groups, groups)
         for name, (value, weight) in stats.items():
             self.step_metrics("train")[f"{prefix}{name}"].append(mean_across_processes(value, weight))
         self.step_metrics("train")[f"{prefix}prompt_tokens_max"].append(float(max_across_processes(max(prompt_tokens))))
@@ -199,3 +264,8 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         metrics["refine/frac_groups_zero_std_correct"].append(frac_groups_zero_std(gathered, g))
         metrics[f"refine/frac_groups_zero_std_correct_at_{equal}"].append(
             frac_groups_zero_std(first_of_each_group(gathered, g, equal), equal))
+
+
+def _flat_frac(groups: list[list]) -> float:
+    """Fraction of ``groups`` with no learning signal (``igrpo.core.metrics.is_flat``; 0.0 when there are none)."""
+    return sum(is_flat(g) for g in groups) / len(groups) if groups else 0.0

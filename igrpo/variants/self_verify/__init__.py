@@ -57,6 +57,8 @@ class VariantSelfVerify:
 class SelfVerify(Variant):
     name = "self_verify"
     schema = VariantSelfVerify
+    no_dynamic_sampling = ("its verify groups take solve groups' places from a buffer of earlier solutions, so a "
+                           "resampled round would draw new verify groups in the middle of a step")
 
     def check_rules(self, cfg) -> None:
         v = cfg.variant
