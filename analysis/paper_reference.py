@@ -1,4 +1,4 @@
-"""The paper's reported numbers (arXiv 2602.09000v1, as digested in PAPER.md and BASELINES.md), for a clearly
+"""The paper's reported numbers (arXiv 2602.09000v1 and the baselines' papers), for a clearly
 labelled reference table in each report. They are never mixed with our numbers: our tables hold only values
 computed from logged MLflow metrics.
 
@@ -66,7 +66,7 @@ def table1_reference() -> Reference:
     return Reference("Paper Table 1 (pass@1 %, reference only: not our runs)",
                      "Avg recomputed from the six columns; a printed Avg that disagrees is flagged. The "
                      "+Self-Verification and +Critique-GRPO rows (run on two base models) and the "
-                     f"OpenMath-Nemotron-14B rows are from BASELINES.md. {odd_amc} of the {len(TABLE1)} AMC values "
+                     f"OpenMath-Nemotron-14B rows are from the paper's appendix. {odd_amc} of the {len(TABLE1)} AMC values "
                      "are not a multiple of 1/320 (avg@8 over 40 problems): compare that column with a tolerance.",
                      pd.DataFrame(rows))
 

@@ -1,4 +1,4 @@
-"""Execute an experiment's plan as ONE Hydra multirun, resumably, so any Hydra launcher runs it (DESIGN decision 8).
+"""Execute an experiment's plan as ONE Hydra multirun, resumably, so any Hydra launcher runs it.
 
 Order of work, so that a mistake costs nothing: check every run-level override's config-group choice, compose every
 planned run with the real Hydra config and validate it (one-line error, nothing written), compute each run's

@@ -1,4 +1,4 @@
-"""The layer rules of DESIGN decision 7 (contracts in pyproject.toml's [tool.importlinter]) hold: `lint-imports`."""
+"""The layer rules of ARCHITECTURE.md (contracts in pyproject.toml's [tool.importlinter]) hold: `lint-imports`."""
 
 from __future__ import annotations
 

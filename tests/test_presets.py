@@ -1,4 +1,4 @@
-"""Paper-scale presets (conf/experiment/): ``experiment=paper`` composes the paper's recipe (PAPER.md "Training
+"""Paper-scale presets (conf/experiment/): ``experiment=paper`` composes the paper's recipe (arXiv 2602.09000, "Training
 recipe"), compared value by value with the table below; every paper-scale command of the README and every spec's
 paper scale composes and passes validation without loading weights (or needing CUDA); Table 3's paper judge arm
 has a real judge; the tiny model's settings on a real model are refused through the real CLI; and a cosine run
@@ -20,7 +20,7 @@ from experiments.spec import load_spec, spec_names
 from igrpo.config.validate import validate
 from tests.helpers import ROOT, compose_config, run_cli
 
-# PAPER.md "Training recipe", as config fields (the iGRPO rows: variant=igrpo only)
+# the paper's training recipe (docs/configuration.md), as config fields (the iGRPO rows: variant=igrpo only)
 PAPER_RECIPE = {
     "model.path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
     "model.dtype": "bfloat16",

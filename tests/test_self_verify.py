@@ -79,7 +79,7 @@ class TestRewardAndAdvantages:
     def test_weights(self):
         assert verify_weight(True, 2, 6, "fix_imbalance") == 2 * 6 / 8  # 1.5: released code, 2 x (1 - 2/8)
         assert verify_weight(False, 2, 6, "fix_imbalance") == 2 * 2 / 8  # 0.5
-        assert verify_weight(True, 2, 6, "inverse_frequency") == 8 / (2 * 2)  # 2.0: BASELINES.md, G / (2 G_c)
+        assert verify_weight(True, 2, 6, "inverse_frequency") == 8 / (2 * 2)  # 2.0: G / (2 G_c), the paper's reconstruction
         assert verify_weight(False, 2, 6, "inverse_frequency") == 8 / (2 * 6)
         assert verify_weight(True, 2, 6, "none") == 1.0
         with pytest.raises(ValueError):

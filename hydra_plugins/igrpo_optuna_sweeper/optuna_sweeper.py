@@ -1,6 +1,6 @@
 """``hydra/sweeper=igrpo_optuna``: a small Optuna sweeper for Hydra, with resumable studies and MLflow nesting.
 
-Why our own (DESIGN decision 4): the official ``hydra-optuna-sweeper`` 1.3.0 pins ``optuna<3``, so pip
+Why our own (ARCHITECTURE.md, "Where we keep our own code"): the official ``hydra-optuna-sweeper`` 1.3.0 pins ``optuna<3``, so pip
 resolves optuna 2.10.1, whose SQLite storage fails with current alembic: persistent (resumable) studies
 break. ``hydra-optuna-mlflow-sweeper`` is a young third-party package that installs into the same
 ``hydra_plugins`` folder. Ours is three small modules on the pinned optuna 5.0.0, using only its public

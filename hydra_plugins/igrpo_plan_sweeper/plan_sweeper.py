@@ -1,6 +1,6 @@
 """``hydra/sweeper=igrpo_plan``: run a written plan (a list of runs, each its own overrides) as one Hydra multirun.
 
-This is how ``python -m experiments run <spec>`` executes a spec (DESIGN decision 8): it composes and checks every
+This is how ``python -m experiments run <spec>`` executes a spec (experiments run through Hydra, so every launcher applies): it composes and checks every
 planned run, drops the ones already FINISHED in MLflow, writes the rest to a plan file and runs
 
     python run.py -m hydra/sweeper=igrpo_plan hydra.sweeper.plan=<plan.json> [hydra/launcher=...] [overrides]

@@ -10,7 +10,7 @@ reward minus the mixed group's mean; refinement rows use the shaping p/(p + gamm
 
 Where the sources are silent or disagree (every choice is a field of ``variant=critique_grpo``):
 
-* Which answer is critiqued (``critique_target``): BASELINES.md's default ``random_incorrect`` (a random incorrect
+* Which answer is critiqued (``critique_target``): by default ``random_incorrect`` (a random incorrect
   answer if any, else a random correct one), seeded and agreed across ranks. The released code refines *every*
   initial answer and keeps the best refinement (``refine_from=all``: 2x the generations, so it needs
   ``allow_budget_mismatch``); ``refine_from=one`` (default) critiques one answer: 7 + 1 = 8 completions.

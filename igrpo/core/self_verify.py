@@ -10,7 +10,7 @@ Where the sources are silent or disagree (every choice is a field of ``variant=s
 
 * Buffer age (``buffer_steps``): the paper evicts entries after 60 of its 1,000-2,000 steps; our runs have ~60
   steps, so the default keeps the last 4 steps. ``buffer_max`` caps it (oldest first out).
-* Dynamic verify reward (``verify_reward_weight``). BASELINES.md reconstructs it as G/(2 G_c) for a correct
+* Dynamic verify reward (``verify_reward_weight``). The paper's description reconstructs it as G/(2 G_c) for a correct
   solution and G/(2 G_i) for a wrong one (``inverse_frequency``, each class weighted by its inverse frequency
   in its solve group). The released training code (``math_verification.py``, reward type ``fix_imbalance``)
   instead pays 2 x (share of the *other* class): 2 G_i/G for a correct solution verified Yes, 2 G_c/G for a wrong

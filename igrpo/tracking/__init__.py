@@ -1,4 +1,4 @@
-"""The MLflow wing: the only part of the library that talks to MLflow (DESIGN decision 7).
+"""The MLflow wing: the only part of the library that talks to MLflow (ARCHITECTURE.md).
 
 Modules (import the one you need; this package itself imports nothing, so ``igrpo.tracking.names`` stays
 free of mlflow and transformers for ``analysis/``, ``experiments/`` and the Hydra plugins):

@@ -3,7 +3,7 @@
 Tracking URI precedence (as MLflow users expect, with an explicit choice winning):
 ``tracking.uri`` > ``MLFLOW_TRACKING_URI`` > a local SQLite store ``mlflow.db`` in the working directory.
 
-Metric names (DESIGN, Conventions): ``train/...`` per step, ``eval/<suite>/<metric>`` at the end, ``draft/...``
+Metric names: ``train/...`` per step, ``eval/<suite>/<metric>`` at the end, ``draft/...``
 for Stage 1, ``perf/...`` timings, ``reward/...`` reward components, ``rollouts/...`` the rollout spend,
 ``critique/...`` and ``verify/...``/``buffer/...`` the Critique-GRPO and Self-Verification variants. MLflow
 accepts only letters, digits, ``_ - . : /`` and spaces in metric names.
