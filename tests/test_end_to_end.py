@@ -96,11 +96,12 @@ def test_grpo_on_a_local_hf_model_with_periodic_eval(compose, smoke_model_dir, t
 
 
 def test_base_model_build_is_cached_and_logged(compose, tmp_path):
+    """A recipe no build is shipped for (another warm-start seed) is built, cached and logged."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from igrpo.job.builds import resolve_policy_path
 
-    cfg = compose(f"model.cache_dir={tmp_path / 'fresh_cache'}")
+    cfg = compose(f"model.cache_dir={tmp_path / 'fresh_cache'}", "model.warmstart_seed=7")
     path, info = resolve_policy_path(cfg, quiet=True)  # logs the build to cfg's tracking store
     assert info.built_now
     model = AutoModelForCausalLM.from_pretrained(path)

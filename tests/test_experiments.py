@@ -108,7 +108,9 @@ def test_bases_are_built_once_before_the_launch(tmp_path):
     """Every run's base is built (here, with the whole machine) before the launcher starts two jobs that would both
     wait on it; two groups of one model share one base, and the build is logged in the runs' store."""
     cache, uri = tmp_path / "cache", f"sqlite:///{tmp_path / 'mlflow.db'}"
-    runs = plan_runs(load_spec("regime"), "cpu", seeds=[0], extra=[*smoke_overrides(cache), "model=tiny_smoke"])
+    # a recipe no build is shipped for (another warm-start seed), so the base is really built
+    runs = plan_runs(load_spec("regime"), "cpu", seeds=[0], extra=[*smoke_overrides(cache), "model=tiny_smoke",
+                                                                  "model.warmstart_seed=3"])
     build_bases(compose_runs(runs, tmp_path), uri)
     assert len(list(cache.glob("tiny-*"))) == 1
     builds = MlflowClient(uri).get_experiment_by_name(BUILDS_EXPERIMENT)

@@ -1,5 +1,5 @@
-"""reward=judge end to end: the real Hydra CLI, the embedded judge built with its default settings (its AUROC
-is asserted), GRPO and iGRPO runs with a tiny policy, and a run whose HTTP judge only answers 500s."""
+"""reward=judge end to end: the real Hydra CLI, the embedded judge at its default settings (its AUROC is
+asserted), GRPO and iGRPO runs with a tiny policy, and a run whose HTTP judge only answers 500s."""
 
 from __future__ import annotations
 
@@ -21,15 +21,16 @@ def judge_sweep(tmp_path_factory, model_cache):
     return db, proc
 
 
-def test_judge_build_is_measured_logged_and_printed(judge_sweep):
+def test_judge_is_measured_logged_and_printed(judge_sweep):
+    """The judge (the shipped build of this recipe, igrpo.models.shipped) carries the AUROC measured when it was
+    built on held-out candidates; every run logs it and its cache key, and the console prints it."""
     db, proc = judge_sweep
     client = mlflow.MlflowClient(db)
-    builds = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                                "tags.phase = 'judge_build'")
-    assert len(builds) == 1  # built once, reused by the second job
-    auroc = builds[0].data.metrics["judge/heldout_auroc"]
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.phase = 'train'")
+    aurocs = {r.data.metrics["judge/heldout_auroc"] for r in runs}
+    assert len(aurocs) == 1 and len({r.data.tags["judge_cache_key"] for r in runs}) == 1  # one judge for both jobs
+    auroc = aurocs.pop()
     assert auroc >= 0.9
-    assert builds[0].data.metrics["judge/heldout_size"] >= 400
     assert f"judge: AUROC {auroc:.3f}" in proc.stdout
 
 

@@ -23,6 +23,7 @@ from omegaconf import ListConfig
 from igrpo.core.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
 from igrpo.core.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.core.drafts import resolve_template
+from igrpo.models.shipped import restore_shipped
 from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
 from igrpo.tasks.arith import WARMSTART_HOLDOUT, build_arith_task, max_solution_chars
 
@@ -47,6 +48,7 @@ class BuildInfo:
     final_loss: float
     num_parameters: int
     seconds: float
+    torch_threads: int | None = None  # the thread count it was built with (the weights depend on it); None: unknown
 
 
 def default_cache_root() -> Path:
@@ -83,8 +85,9 @@ def cache_key(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInfo:
-    """Return the cached tiny model directory, building and warm-starting it first when absent."""
+def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None, use_shipped: bool = True) -> BuildInfo:
+    """Return the cached tiny model directory; when absent, the shipped build of the same recipe is copied in
+    (``use_shipped``, igrpo.models.shipped), else the model is built and warm-started first."""
     spec = tiny_build_spec(model_cfg, task_cfg)
     key = cache_key(spec)
     target = Path(cache_root) / f"tiny-{key}"
@@ -101,6 +104,8 @@ def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None) -> BuildInf
     if found is not None:
         return found
     with build_lock(target):
+        if cached() is None and use_shipped:
+            restore_shipped(target, key)
         return cached() or _build_tiny(model_cfg, task_cfg, spec, key, target, progress)
 
 
@@ -135,7 +140,7 @@ def _build_tiny(model_cfg, task_cfg, spec: dict, key: str, target: Path, progres
     info = BuildInfo(path=str(target), cache_key=key, built_now=True, steps=result.steps,
                      dev_accuracy=result.dev_accuracy, history=result.history, final_loss=result.final_loss,
                      num_parameters=sum(p.numel() for p in model.parameters()),
-                     seconds=time.perf_counter() - start)
+                     seconds=time.perf_counter() - start, torch_threads=torch.get_num_threads())
     saved = {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")}
     save_build(target, model, tokenizer, spec, saved)
     return info

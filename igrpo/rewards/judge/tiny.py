@@ -37,6 +37,7 @@ from igrpo.rewards.judge.hf import HFJudge, continuation_logprobs
 from igrpo.rewards.judge.protocol import answer_continuation, build_judge_prompt, resolve_template
 from igrpo.core.metrics import auroc
 from igrpo.models.loading import BUILD_INFO_FILE, build_lock, cache_key, save_build
+from igrpo.models.shipped import restore_shipped
 from igrpo.tasks.arith import build_arith_task, corrupt_solution, make_problem
 from igrpo.tasks.base import Problem, TaskData
 
@@ -64,6 +65,7 @@ class JudgeBuildInfo:
     hack_families: dict  # family -> {mean, p90, max}
     hack_problems: int
     dev_hack_history: list  # [(step, the dev hack suite's worst family mean)] once the dev AUROC target was met
+    torch_threads: int | None = None  # the thread count it was built with (the weights depend on it); None: unknown
 
 
 def make_candidate(problem: Problem, other: Problem, rng: random.Random) -> tuple[str, bool]:
@@ -220,8 +222,9 @@ def tiny_judge_spec(judge_cfg, task_cfg) -> dict:
     }
 
 
-def build_tiny_judge(judge_cfg, task_cfg, cache_root: Path, progress=None) -> JudgeBuildInfo:
-    """The cached tiny judge directory, building and measuring it first when absent."""
+def build_tiny_judge(judge_cfg, task_cfg, cache_root: Path, progress=None, use_shipped: bool = True) -> JudgeBuildInfo:
+    """The cached tiny judge directory; when absent, the shipped build of the same recipe is copied in
+    (``use_shipped``, igrpo.models.shipped), else it is built and measured first."""
     import json
 
     spec = tiny_judge_spec(judge_cfg, task_cfg)
@@ -238,6 +241,8 @@ def build_tiny_judge(judge_cfg, task_cfg, cache_root: Path, progress=None) -> Ju
     if found is not None:
         return found
     with build_lock(target):  # parallel jobs with a cold cache build it once
+        if cached() is None and use_shipped:
+            restore_shipped(target, key)
         return cached() or _build_tiny_judge(judge_cfg, task_cfg, spec, key, target, progress)
 
 
@@ -270,7 +275,8 @@ def _build_tiny_judge(judge_cfg, task_cfg, spec: dict, key: str, target: Path, p
                           heldout_auroc=heldout_auc, heldout_size=len(heldout.prompts), history=history,
                           seconds=time.perf_counter() - start, hack_max_score=hacks["max_score"],
                           hack_max_mean=hacks["max_mean"], hack_families=hacks["families"],
-                          hack_problems=len(hack_problems), dev_hack_history=hack_history)
+                          hack_problems=len(hack_problems), dev_hack_history=hack_history,
+                          torch_threads=torch.get_num_threads())
     save_build(target, model, tokenizer, spec,
                {k: v for k, v in asdict(info).items() if k not in ("path", "built_now")})
     return info
