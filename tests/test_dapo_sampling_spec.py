@@ -76,7 +76,7 @@ def test_spend_and_each_arm_across_groups_with_its_token_ratio():
     assert math.isnan(d.loc["iGRPO-8", "boot_low"]) and d.loc["iGRPO-8", "boot_note"] == "no per-problem scores logged"
     text = spend.markdown(spend.sections(frame, deltas, "GRPO-8", "DS off"))
     assert "| DS on | iGRPO-8 | 24.00 ± 0.00 | 230,400 ± 0 | 60 ± 6 | 1.50x |" in text
-    assert "| iGRPO-8 | DS on − DS off | +4.0 | n/a (no per-problem scores logged) | 3.00x | 2 |" in text
+    assert "| iGRPO-8 | DS on − DS off | +4.0 ± 0.0 | n/a (no per-problem scores logged) | 3.00x | 2 |" in text
     assert "| DS off | GRPO-4 | 4.00 |" in text
 
 

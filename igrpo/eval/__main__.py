@@ -10,7 +10,7 @@ The same command after a kill resumes: graded problems are not generated again. 
 
 import sys
 
-from igrpo.job.cli import check_group_choices, quiet_third_party_logs, run_hydra_app
+from igrpo.job.cli import check_group_choices, job_errors, quiet_third_party_logs, run_hydra_app
 
 check_group_choices(sys.argv[1:])
 quiet_third_party_logs()
@@ -19,7 +19,6 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from igrpo.config import register_configs  # noqa: E402
-from igrpo.errors import ConfigError  # noqa: E402
 
 register_configs()
 
@@ -30,7 +29,7 @@ def main(cfg: DictConfig) -> float:
 
     # a terminated job unwinds like an error, so its own MLflow run is closed (FAILED), not left RUNNING
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
+    with job_errors():
         from igrpo.config.validate import validate_for_eval
 
         validate_for_eval(cfg)  # before importing torch and the eval stack: a mistake costs a second or two
@@ -40,12 +39,6 @@ def main(cfg: DictConfig) -> float:
         from igrpo.job.eval_job import run_eval_job
 
         metrics = run_eval_job(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as err:  # a crash inside the job keeps its traceback (see run_hydra_app)
-        err.raised_in_job = True
-        raise
     for key in sorted(metrics):
         print(f"  {key:28s} {metrics[key]:.4f}")
     return float(metrics.get("eval/mean/avg_at_k", float("nan")))

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import warnings
+from contextlib import contextmanager
 from typing import Callable
 
 from igrpo.config.groups import find_bad_group_choice, group_options  # noqa: F401  (re-exported)
@@ -142,6 +143,20 @@ def summary(result, cfg) -> str:
     return "\n".join(lines)
 
 
+@contextmanager
+def job_errors():
+    """The body of an entry point's job: a ConfigError ends it in one line with exit status 2; any other error is a
+    crash inside the job and keeps its traceback (``run_hydra_app`` lets it through)."""
+    try:
+        yield
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:
+        err.raised_in_job = True
+        raise
+
+
 def run_job(cfg) -> float | list[float]:
     """Run one job; config mistakes end it with a one-line error and exit status 2."""
     import signal
@@ -150,7 +165,7 @@ def run_job(cfg) -> float | list[float]:
     # A terminated job (SIGTERM from a scheduler or `kill`) unwinds like an error, so its MLflow run is
     # closed as FAILED instead of being left RUNNING.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    try:
+    with job_errors():
         from igrpo.config.validate import validate
 
         validate(cfg)  # before importing the trainer stack: a config mistake costs ~2 s, not ~10
@@ -160,12 +175,6 @@ def run_job(cfg) -> float | list[float]:
         from igrpo.job.runner import run
 
         result = run(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as err:  # a crash inside the job keeps its traceback (see run_hydra_app)
-        err.raised_in_job = True
-        raise
     if result.run_id:  # the main process; other ranks of a multi-process run stay quiet
         print(summary(result, cfg))
     return result.objective

@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from omegaconf import ListConfig
 from igrpo.core.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
 from igrpo.core.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.core.drafts import resolve_template
-from igrpo.models.shipped import restore_shipped
+from igrpo.models.shipped import atomic_directory, restore_shipped
 from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
 from igrpo.tasks.arith import WARMSTART_HOLDOUT, build_arith_task, max_solution_chars
 
@@ -170,20 +168,11 @@ def build_lock(target: Path):
 def save_build(target: Path, model, tokenizer, spec: dict, info: dict) -> None:
     """Save a built model under ``target`` atomically: written to a temporary sibling and renamed, so an
     interrupted build never leaves a half-written cache entry (and a concurrent identical build wins once)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "igrpo_build_spec.json").write_text(json.dumps(spec, indent=2, sort_keys=True))
         (tmp / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
-        if target.exists():  # another process finished the same build first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def looks_like_local_path(path: str) -> bool:

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
@@ -71,20 +72,29 @@ def restore_shipped(target: Path, key: str, root: Path | None = None) -> bool:
         print(f"warning: the shipped build {entry.name} is not used ({problem}); building it instead",
               file=sys.stderr, flush=True)
         return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         for path in entry.iterdir():
             if path.name != MANIFEST:
                 shutil.copy2(path, tmp / path.name)
-        if target.exists():  # another process restored or built it first
+    return True
+
+
+@contextmanager
+def atomic_directory(target: Path):
+    """A temporary sibling of ``target`` to fill; on success it becomes ``target`` by one rename (unless another
+    process made ``target`` first: then it is dropped), on failure it is removed. So a reader never sees a
+    half-written cache entry, and a build interrupted even by SIGKILL leaves only a hidden temporary."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
             shutil.rmtree(tmp)
         else:
             os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return True
 
 
 def ship(built: Path, settings: dict, root: Path | None = None) -> Path:
