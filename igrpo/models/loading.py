@@ -7,7 +7,6 @@ warm-started once, then cached under a key that hashes every input of the build.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -21,7 +20,7 @@ from omegaconf import ListConfig
 from igrpo.core.critique import REFINE_TEMPLATES as CRITIQUE_TEMPLATES
 from igrpo.core.self_verify import TINY_VERIFY_TEMPLATE
 from igrpo.core.drafts import resolve_template
-from igrpo.models.shipped import atomic_directory, restore_shipped
+from igrpo.models.shipped import atomic_directory, cache_key, restore_shipped  # noqa: F401  (cache_key re-exported)
 from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
 from igrpo.tasks.arith import WARMSTART_HOLDOUT, build_arith_task, max_solution_chars
 
@@ -77,10 +76,6 @@ def tiny_build_spec(model_cfg, task_cfg) -> dict:
         "verify_template": TINY_VERIFY_TEMPLATE,
         "torch": torch.__version__.split("+")[0],
     }
-
-
-def cache_key(spec: dict) -> str:
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def build_tiny(model_cfg, task_cfg, cache_root: Path, progress=None, use_shipped: bool = True) -> BuildInfo:

@@ -29,6 +29,11 @@ MANIFEST = "shipped.json"
 SPEC_FILE = "igrpo_build_spec.json"
 
 
+def cache_key(spec: dict) -> str:
+    """A build's cache key: the hash of everything that determines its weights (its build spec)."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -46,8 +51,6 @@ def shipped_entry(name: str, root: Path | None = None) -> Path | None:
 def check_entry(entry: Path, key: str) -> str | None:
     """Why ``entry`` may not be used as the build of ``key`` (None: it may): a file whose checksum differs from
     the manifest's, a missing file, or a build spec that does not hash to the key."""
-    from igrpo.models.loading import cache_key
-
     manifest = json.loads((entry / MANIFEST).read_text())
     for name, expected in sorted(manifest["files"].items()):
         path = entry / name
