@@ -64,7 +64,7 @@ class TrackedGRPOTrainer(SeamTrainer):
         self._schedule_state = initial_state(entropy_schedule) if entropy_schedule is not None else ScheduleState()
         self._last_entropy: float | None = None
         self._rngs: dict[str, random.Random] = {}  # seeded RNGs of the variant, saved with each checkpoint
-        # entropy=adaptive is TRL's own controller (GRPOConfig.use_adaptive_entropy, set by trainer_factory)
+        # entropy=adaptive is TRL's own controller (GRPOConfig.use_adaptive_entropy, set by igrpo.job.factory)
         self._entropy_by_trl = entropy_schedule is not None and driven_by_trl(entropy_schedule)
         if entropy_schedule is not None and entropy_schedule.name != "none" and not self._entropy_by_trl:
             # TRL fixes whether the bonus term exists at init; switch it on and drive the coefficient per step.

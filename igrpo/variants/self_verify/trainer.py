@@ -85,7 +85,7 @@ class SelfVerifyTrainer(TrackedGRPOTrainer):
 
     def __init__(self, *args, variant, verify_prompt: Callable[[str, str], str], selection_seed: int, **kwargs):
         """``variant``: the ``self_verify`` node (igrpo.config.VariantSelfVerify), read as it is.
-        ``verify_prompt(problem, solution)``: the verify prompt, framed for the model (``igrpo.variants.factory``)."""
+        ``verify_prompt(problem, solution)``: the verify prompt, framed for the model (``igrpo.variants.self_verify.verify_prompt_builder``)."""
         super().__init__(*args, **kwargs)
         self.variant = variant
         self.verify_prompt = verify_prompt
