@@ -98,7 +98,7 @@ def test_training_state_by_sharding():
     P = QWEN7.parameters()
 
     def state(sharding, gpus):
-        return [p.bytes for p in mem.training_state(P, 2, sharding, gpus)]
+        return [p.bytes for p in mem.training_state(P, "bfloat16", sharding, gpus)]
 
     assert state(mem.NO_SHARDING, 1) == [2 * P, 2 * P, 4 * P]  # bf16 weights, gradients, AdamW m and v
     assert state(mem.NO_SHARDING, 8) == [2 * P, 4 * P, 4 * P]  # + DDP's buckets

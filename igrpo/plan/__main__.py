@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
             sharding = setup.sharding_from_accelerate(config, f"conf/accelerate/{settings.accelerate}.yaml")
         cfg = compose(overrides)
         gpus, memory, source = setup.resolve_gpus(settings, processes)
-        inputs = setup.plan_inputs(cfg, gpus, memory, sharding if gpus > 1 or settings.accelerate else NO_SHARDING)
+        inputs = setup.plan_inputs(cfg, gpus, memory, sharding)
         check_inputs(inputs)
         plan = make_plan(inputs)
     except ConfigError as err:

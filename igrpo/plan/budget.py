@@ -119,7 +119,7 @@ def make_plan(i: PlanInputs) -> Plan:
     """Every part's bytes per GPU in each phase, the totals, and the problem if a phase does not fit."""
     a, b = i.arch, i.bytes_per_value
     params = a.parameters()
-    state = mem.training_state(params, b, i.sharding, i.gpus)
+    state = mem.training_state(params, i.dtype, i.sharding, i.gpus)
     rows = [_row(state[0], "generate", "train",
                  phase_bytes={"load": params * b, "generate": state[0].bytes, "train": state[0].bytes})]
     rows += [_row(part, "generate", "train") for part in state[1:]]

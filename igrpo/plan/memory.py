@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from igrpo.plan.arch import Architecture, billions
+from igrpo.plan.arch import DTYPE_BYTES, Architecture, billions
 
 GIB = 2**30
 # CUDA context, NCCL buffers, cuBLAS workspaces and the caching allocator's slack, per process: a rule of thumb
@@ -55,8 +55,11 @@ def _split(n: float, gpus: int, split: bool) -> tuple[float, str]:
     return (n / gpus, f" / {gpus} GPUs") if split and gpus > 1 else (n, "")
 
 
-def training_state(params: int, dtype_bytes: int, sharding: Sharding, gpus: int) -> list[Part]:
-    """Weights, gradients and AdamW's state on one GPU.
+SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def training_state(params: int, dtype: str, sharding: Sharding, gpus: int) -> list[Part]:
+    """Weights, gradients and AdamW's state on one GPU, for a model in ``dtype`` (``model.dtype``).
 
     * DeepSpeed: weights and gradients in the model's dtype; the optimizer holds fp32 m and v, and an fp32 master
       copy of the weights when the model is in half precision (12 B per parameter).
@@ -66,8 +69,9 @@ def training_state(params: int, dtype_bytes: int, sharding: Sharding, gpus: int)
       DDP adds its reduction buckets, a second copy of the gradients.
     """
     fw, stage = sharding.framework, sharding.stage
+    dtype_bytes = DTYPE_BYTES[dtype]
     half = dtype_bytes < 4
-    name = {2: "bf16", 4: "fp32"}[dtype_bytes]
+    name = SHORT_DTYPES[dtype]
     if fw == "fsdp":
         w, g, o, w_name, o_name = 4, 4, 8, "fp32, upcast by accelerate", "fp32 m, v"
     elif fw == "deepspeed":
