@@ -126,7 +126,7 @@ def activations(arch: Architecture, sequences: int, seq_len: int, b: int, checkp
     parts = []
     if checkpointing:
         parts.append(Part("activations: checkpointed hidden states", L * tokens * h * b,
-                          f"{tokens:,} tokens x {L} layers x {h} x {b} B"))
+                          f"{tokens:,} tokens x {L} layers x {h:,} x {b} B"))
         parts.append(Part("activations: one layer's working set", tokens * (saved + back),
                           f"{tokens:,} tokens x {(saved + back) / 1024:.0f} KiB (one layer's saved tensors and "
                           "gradients)"))

@@ -31,7 +31,7 @@ from igrpo.plan.budget import PlanInputs
 
 ACCELERATE_DIR = CONF_DIR / "accelerate"
 ASSUMED_GPU_MEMORY = 79.6 * mem.GIB  # an 80 GB H100 as torch reports it, less what the driver keeps
-ASSUMED_GPU = "an 80 GB H100 (79.6 GiB usable) assumed: no GPU visible here; set plan.gpus and plan.gpu_memory_gib"
+ASSUMED_GPU = "an 80 GB H100 (79.6 GiB usable) assumed: no GPU visible here (set plan.gpu_memory_gib)"
 PLAN_OFF_ENV = "IGRPO_MEMORY_PLAN"  # =off: a training run starts without the memory check
 FSDP_STAGES = {"FULL_SHARD": 3, "1": 3, "HYBRID_SHARD": 3, "4": 3, "SHARD_GRAD_OP": 2, "2": 2, "NO_SHARD": 0, "3": 0}
 
@@ -131,7 +131,7 @@ def resolve_gpus(settings: PlanSettings, processes: int | None) -> tuple[int, fl
     elif seen is not None:
         gpus, count_from = seen[0], "GPUs visible here"
     else:
-        gpus, count_from = 1, "one GPU assumed"
+        gpus, count_from = 1, "one GPU assumed (set plan.gpus)"
     if settings.gpu_memory_gib is not None:
         return gpus, settings.gpu_memory_gib * mem.GIB, f"{count_from}; plan.gpu_memory_gib={settings.gpu_memory_gib:g}"
     if seen is not None:
