@@ -14,8 +14,9 @@ same class (see ``check_option``).
 A field may also say when it stays out of the run's config hash (``igrpo.job.identity``): ``neutral=<value>`` for a
 field added after runs were recorded, whose value there does what the code did before the field existed (so those
 runs keep their hash), and ``needs=(<sibling>, <value or tuple of values>)`` for a field that only matters while a
-sibling has that value (e.g. the cap of resampling rounds while dynamic sampling is off). ``unhashed_fields`` lists
-them for a node.
+sibling has that value (e.g. the cap of resampling rounds while dynamic sampling is off). A ``FACT`` field describes
+something the run does not choose (a model's architecture, which its weights already fix) and never enters the hash.
+``unhashed_fields`` lists them for a node.
 
 Why metadata and not ``Literal``/``Enum`` types: OmegaConf 2.3 (under Hydra 1.3) does not accept ``Literal``, and an
 ``Enum`` field turns the value into an enum member (logged params and the config hash would change) and fails with
@@ -84,9 +85,15 @@ def flag(*, neutral: Any = _UNSET, needs: tuple | None = None) -> Any:
     return field(default=MISSING, metadata=_hashing(neutral, needs))
 
 
+# The metadata of a field that describes what the run does not choose (e.g. the architecture of the model its path
+# names): read by tools such as the memory plan, never part of the config hash. A field of a dataclass type declares
+# it as ``field(default=MISSING, metadata=FACT)`` (a call of our own would be a mutable default to linters).
+FACT = {"fact": True}
+
+
 def unhashed_fields(node, schema: type | None = None) -> list[str]:
-    """The fields of ``node`` that stay out of the config hash: at their ``neutral`` value, or ``needs`` a
-    sibling value the node does not have."""
+    """The fields of ``node`` that stay out of the config hash: facts, fields at their ``neutral`` value, or ones
+    that ``needs`` a sibling value the node does not have."""
     from omegaconf import OmegaConf
 
     schema = schema or OmegaConf.get_type(node)
@@ -96,7 +103,7 @@ def unhashed_fields(node, schema: type | None = None) -> list[str]:
     for f in dataclasses.fields(schema):
         if f.name not in node:
             continue
-        if "neutral" in f.metadata and node[f.name] == f.metadata["neutral"]:
+        if f.metadata.get("fact") or ("neutral" in f.metadata and node[f.name] == f.metadata["neutral"]):
             out.append(f.name)
         elif "needs" in f.metadata:
             sibling, wanted = f.metadata["needs"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from omegaconf import MISSING
 
-from igrpo.config.fields import choice, number
+from igrpo.config.fields import FACT, choice, number
 from igrpo.errors import ConfigError, choice_error
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -212,6 +212,37 @@ class ModelTiny(ModelCommon):
 
 
 @dataclass
+class Architecture:
+    """The shape of a Hugging Face model, under the names of its config.json: what the memory plan (``python -m
+    igrpo.plan``) reads where ``model.path`` is a hub id (no network needed). A local directory's config.json wins.
+    Numbers may be null for a model the plan does not cover (it says so in one line)."""
+
+    model_type: str = MISSING  # transformers' model_type: qwen2, llama, mistral (planned); others are refused
+    hidden_size: int | None = number(gt=0)
+    num_hidden_layers: int | None = number(gt=0)
+    num_attention_heads: int | None = number(gt=0)
+    num_key_value_heads: int | None = number(gt=0)  # grouped-query attention: fewer K/V heads than query heads
+    head_dim: int | None = number(gt=0)  # null = hidden_size / num_attention_heads
+    intermediate_size: int | None = number(gt=0)  # the gated MLP's width
+    vocab_size: int | None = number(gt=0)
+    tie_word_embeddings: bool | None = MISSING  # the LM head shares the input embedding's weights
+    attention_bias: bool | None = MISSING  # biases on the q/k/v projections (Qwen2: true, Llama: false)
+
+    @staticmethod
+    def check(a) -> None:
+        from igrpo.config.fields import check_fields
+
+        check_fields(a, "model.architecture", Architecture)
+        heads, kv = a.num_attention_heads, a.num_key_value_heads
+        if heads and kv and heads % kv:
+            raise ConfigError(f"model.architecture.num_key_value_heads={kv} does not divide num_attention_heads="
+                              f"{heads}; give the model's config.json values")
+        if a.head_dim is None and heads and a.hidden_size and a.hidden_size % heads:
+            raise ConfigError(f"model.architecture.hidden_size={a.hidden_size} is not a multiple of "
+                              f"num_attention_heads={heads}; give head_dim (the model's config.json value)")
+
+
+@dataclass
 class ModelHF(ModelCommon):
     """Any Hugging Face causal LM by hub id or local directory (the paper's base models included)."""
 
@@ -220,10 +251,15 @@ class ModelHF(ModelCommon):
     system_prompt: str | None = MISSING  # system message when chat_template is true; None = no system turn
     prompt_template: str | None = MISSING  # user message with {problem}; None = the task's own
     attn_implementation: str = choice(*ATTENTION)  # transformers attention kernel (flash_attention_2 needs flash-attn)
+    # the model's shape for the memory plan, where no local config.json gives it (null: none known); a fact about
+    # the weights model.path names, so never in the config hash
+    architecture: Architecture | None = field(default=MISSING, metadata=FACT)
 
     @staticmethod
     def check(m, cfg) -> None:
         ModelCommon.check(m, cfg)
+        if m.architecture is not None:
+            Architecture.check(m.architecture)
         if m.attn_implementation == "flash_attention_2" and cfg.device != "cuda":
             raise ConfigError("model.attn_implementation=flash_attention_2 needs device=cuda; use "
                               "model.attn_implementation=sdpa on CPU")

@@ -86,6 +86,10 @@ def run(cfg) -> RunResult:
     cached builds), evaluates and talks to MLflow, so a run is logged once, to one MLflow run."""
     run_start = time.perf_counter()
     validate(cfg)
+    if cfg.device == "cuda":  # the memory plan (python -m igrpo.plan): one line if it cannot fit, before any load
+        from igrpo.plan.setup import check_run_fits
+
+        check_run_fits(cfg)
     seed_everything(cfg.seed)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors stop here, before writes
