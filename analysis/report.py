@@ -158,18 +158,22 @@ def _regime(spec: Spec, scale: str, matched: dict, seeds: list[int], client, tab
 
 
 def _spend(spec: Spec, scale: str, matched: dict, seeds: list[int], client, table) -> tuple[list, dict]:
-    """``spend.md|csv`` (``analysis.spend``: what each arm generated), and ``group_deltas.csv`` when the scale's table
-    names a ``baseline_group``; the sections also go into the HTML page."""
+    """``spend.md|csv`` (``analysis.spend``: what each arm generated), ``group_deltas.csv`` when the scale's table
+    names a ``baseline_group`` and ``pair_deltas.csv`` when it names ``pairs``; the sections also go into the HTML
+    page."""
     from analysis import spend
     from analysis.render import _csv
 
     layout = spec.scale(scale).table
     frame = spend.spend_frame(spec, scale, matched, seeds)
     deltas = spend.group_deltas(spec, scale, table.per_seed, matched, seeds, table.suites, client, frame)
-    parts = spend.sections(frame, deltas, layout.baseline, layout.baseline_group)
+    pairs = spend.pair_deltas(spec, scale, table.per_seed, matched, seeds, table.suites, client, frame)
+    parts = spend.sections(frame, deltas, layout.baseline, layout.baseline_group, pairs)
     texts = {"spend.md": spend.markdown(parts), "spend.csv": _csv(spend.csv_frame(frame))}
     if len(deltas):
         texts["group_deltas.csv"] = _csv(deltas)
+    if len(pairs):
+        texts["pair_deltas.csv"] = _csv(pairs)
     return parts, texts
 
 

@@ -11,7 +11,8 @@ counters show ``n/a``.
 Across groups: for each row group other than the baseline group and each arm run in both, Δ Avg of the arm against
 the same arm in the baseline group (seed-paired t-interval, and the paired bootstrap of ``analysis.bootstrap`` over
 problems and seeds), beside the ratio of their generated tokens: e.g. what dynamic sampling changes for iGRPO and
-how many more tokens it generated for that.
+how many more tokens it generated for that. Likewise each ``table.pairs`` (arm, reference arm) within every group
+that runs both: e.g. iGRPO's adaptive draft budget against its fixed one.
 """
 
 from __future__ import annotations
@@ -66,6 +67,30 @@ def _ratio(a: Cell, b: Cell) -> float:
     return a.mean / b.mean if a.n and b.n and b.mean else float("nan")
 
 
+def _delta_row(client, matched: dict, seeds: list[int], per_seed: pd.DataFrame, suites: list[str],
+               spend: pd.DataFrame, loaded: dict, side: tuple[str, str], reference: tuple[str, str]) -> dict:
+    """Δ Avg of ``side`` (group, arm) against ``reference`` (group, arm): seed-paired t-interval, the paired
+    bootstrap over problems and seeds, and the ratio of their generated tokens."""
+    avg = per_seed.set_index(["group", "method", "seed"])["Avg"]
+    cell = t_interval([avg[(*side, s)] - avg[(*reference, s)] for s in seeds])
+    low = high = float("nan")
+    note = ""
+    try:
+        m = final_scores(client, matched, seeds, side[0], side[1], loaded)
+        b = final_scores(client, matched, seeds, reference[0], reference[1], loaded)
+        if m is None or b is None:
+            note = "no per-problem scores logged"
+        else:
+            iv = bootstrap.bootstrap_delta(m, b, run_suites(matched[(side[0], side[1], seeds[0])], suites))
+            low, high = iv.low, iv.high
+    except bootstrap.BootstrapInputError as err:
+        note = str(err)
+    cost = spend.set_index(["group", "arm"])["tokens"]
+    return {"delta_avg": cell.mean, "t_half": cell.half, "seeds": cell.n, "boot_low": low, "boot_high": high,
+            "boot_excludes_0": bool(not math.isnan(low) and (low > 0 or high < 0)), "boot_note": note,
+            "tokens_ratio": _ratio(cost[side], cost[reference])}
+
+
 def group_deltas(spec: Spec, scale: str, per_seed: pd.DataFrame, matched: dict, seeds: list[int],
                  suites: list[str], client, spend: pd.DataFrame) -> pd.DataFrame:
     """Each arm in each other group against the same arm in ``table.baseline_group``; empty without one.
@@ -81,30 +106,26 @@ def group_deltas(spec: Spec, scale: str, per_seed: pd.DataFrame, matched: dict, 
         if group.label == base_group:
             continue
         for arm in group_arms(spec, group):
-            if arm.label not in base_arms:
-                continue
-            avg = per_seed[(per_seed.method == arm.label)].set_index(["group", "seed"])["Avg"]
-            paired = [avg[(group.label, s)] - avg[(base_group, s)] for s in seeds]
-            cell = t_interval(paired)
-            low = high = float("nan")
-            note = ""
-            try:
-                m = final_scores(client, matched, seeds, group.label, arm.label, loaded)
-                b = final_scores(client, matched, seeds, base_group, arm.label, loaded)
-                if m is None or b is None:
-                    note = "no per-problem scores logged"
-                else:
-                    iv = bootstrap.bootstrap_delta(m, b, run_suites(matched[(group.label, arm.label, seeds[0])],
-                                                                    suites))
-                    low, high = iv.low, iv.high
-            except bootstrap.BootstrapInputError as err:
-                note = str(err)
-            cost = spend.set_index(["group", "arm"])["tokens"]
-            rows.append({"arm": arm.label, "group": group.label, "baseline_group": base_group,
-                         "delta_avg": cell.mean, "t_half": cell.half, "seeds": cell.n, "boot_low": low,
-                         "boot_high": high, "boot_excludes_0": bool(not math.isnan(low) and (low > 0 or high < 0)),
-                         "boot_note": note,
-                         "tokens_ratio": _ratio(cost[(group.label, arm.label)], cost[(base_group, arm.label)])})
+            if arm.label in base_arms:
+                rows.append({"arm": arm.label, "group": group.label, "baseline_group": base_group,
+                             **_delta_row(client, matched, seeds, per_seed, suites, spend, loaded,
+                                          (group.label, arm.label), (base_group, arm.label))})
+    return pd.DataFrame(rows)
+
+
+def pair_deltas(spec: Spec, scale: str, per_seed: pd.DataFrame, matched: dict, seeds: list[int],
+                suites: list[str], client, spend: pd.DataFrame) -> pd.DataFrame:
+    """Each ``table.pairs`` (arm, reference arm) in every group that runs both; empty without pairs."""
+    sc = spec.scale(scale)
+    loaded: dict = {}
+    rows = []
+    for arm, reference in sc.table.pairs:
+        for group in sc.groups:
+            run = {a.label for a in group_arms(spec, group)}
+            if arm in run and reference in run:
+                rows.append({"arm": arm, "reference": reference, "group": group.label,
+                             **_delta_row(client, matched, seeds, per_seed, suites, spend, loaded,
+                                          (group.label, arm), (group.label, reference))})
     return pd.DataFrame(rows)
 
 
@@ -129,29 +150,37 @@ SPEND_CAPTION = ("Generation spend over the whole run, mean ± 95% t-interval ov
                  "the baseline arm of the same group (ratio of seed means). n/a: the runs logged no spend counters.")
 
 
-def sections(spend: pd.DataFrame, deltas: pd.DataFrame, baseline: str | None, base_group: str | None
-             ) -> list[tuple[str, str, pd.DataFrame]]:
+def _delta_cells(r) -> dict:
+    t = "" if r.t_half is None or (isinstance(r.t_half, float) and math.isnan(r.t_half)) else f" ± {100 * r.t_half:.1f}"
+    boot = (f"[{_pts(r.boot_low)}, {_pts(r.boot_high)}]{' *' if r.boot_excludes_0 else ''}"
+            if not math.isnan(r.boot_low) else f"n/a ({r.boot_note})")
+    return {"Δ Avg ± t (pts)": f"{_pts(r.delta_avg)}{t}", "paired bootstrap 95% CI": boot,
+            "tokens": _x(r.tokens_ratio), "seeds": r.seeds}
+
+
+def sections(spend: pd.DataFrame, deltas: pd.DataFrame, baseline: str | None, base_group: str | None,
+             pairs: pd.DataFrame | None = None) -> list[tuple[str, str, pd.DataFrame]]:
     """(title, caption, table of display strings) for the markdown file and the HTML page."""
     shown = pd.DataFrame([{"group": r.group, "arm": r.arm, "generated per prompt": _cell(r.per_prompt, 2),
                            "generated tokens": _cell(r.tokens, 0), "train seconds": _cell(r.seconds, 0),
                            f"tokens vs {baseline or '-'}": _x(r.tokens_vs_baseline)}
                           for r in spend.itertuples(index=False)])
     out = [("Generation spend", SPEND_CAPTION, shown)]
-    if base_group is None or not len(deltas):
-        return out
-    rows = []
-    for r in deltas.itertuples(index=False):
-        t = "" if r.t_half is None or (isinstance(r.t_half, float) and math.isnan(r.t_half)) else \
-            f" ± {100 * r.t_half:.1f}"
-        boot = (f"[{_pts(r.boot_low)}, {_pts(r.boot_high)}]{' *' if r.boot_excludes_0 else ''}"
-                if not math.isnan(r.boot_low) else f"n/a ({r.boot_note})")
-        rows.append({"arm": r.arm, "group": f"{r.group} − {r.baseline_group}",
-                     "Δ Avg ± t (pts)": f"{_pts(r.delta_avg)}{t}", "paired bootstrap 95% CI": boot,
-                     "tokens": _x(r.tokens_ratio), "seeds": r.seeds})
-    caption = (f"Δ Avg in points (final step, mean over suites per seed, seed-paired) of an arm against the same arm "
-               f"in {base_group}; ± : 95% t-interval; {bootstrap.METHOD} * : the bootstrap interval excludes 0. "
-               "Tokens: the ratio of their generated tokens.")
-    return [*out, (f"Each arm across groups, vs {base_group}", caption, pd.DataFrame(rows))]
+    if base_group is not None and len(deltas):
+        rows = [{"arm": r.arm, "group": f"{r.group} − {r.baseline_group}", **_delta_cells(r)}
+                for r in deltas.itertuples(index=False)]
+        caption = (f"Δ Avg in points (final step, mean over suites per seed, seed-paired) of an arm against the same "
+                   f"arm in {base_group}; ± : 95% t-interval; {bootstrap.METHOD} * : the bootstrap interval excludes "
+                   "0. Tokens: the ratio of their generated tokens.")
+        out.append((f"Each arm across groups, vs {base_group}", caption, pd.DataFrame(rows)))
+    if pairs is not None and len(pairs):
+        rows = [{"group": r.group, "arm − reference": f"{r.arm} − {r.reference}", **_delta_cells(r)}
+                for r in pairs.itertuples(index=False)]
+        caption = ("Δ Avg in points (final step, mean over suites per seed, seed-paired) of an arm against another "
+                   f"arm of the same group (the spec's table.pairs); ± : 95% t-interval; {bootstrap.METHOD} * : the "
+                   "bootstrap interval excludes 0. Tokens: the ratio of their generated tokens.")
+        out.append(("Arm against arm", caption, pd.DataFrame(rows)))
+    return out
 
 
 def markdown(parts: list[tuple[str, str, pd.DataFrame]]) -> str:

@@ -61,6 +61,7 @@ class TableFile:
     base_row: Optional[bool] = None  # add a "base" row per group from the step-0 (pre-training) eval
     baseline: Optional[str] = None  # arm label that the Δ column is measured against
     baseline_group: Optional[str] = None  # row group that each arm's Δ across groups is measured against
+    pairs: Optional[List[List[str]]] = None  # [arm, reference arm]: Δ of one arm against another, in every group
     metric: Optional[str] = None  # metric of every suite; {k} = the run's eval.samples_per_problem
     suite_metrics: Optional[Dict[str, str]] = None  # per-suite metric, e.g. {aime25: avg_at_64}
     suites: Optional[List[str]] = None  # column order; none = the suites the runs logged
@@ -132,6 +133,9 @@ class TableLayout:
     # row group that each arm's Δ across groups is measured against (the same arm in that group: e.g. dynamic
     # sampling off vs on), in analysis.spend with each side's generation spend; None: no such table
     baseline_group: str | None = None
+    # (arm, reference arm) pairs: Δ of an arm against another arm than the baseline (e.g. two draft budgets of
+    # iGRPO), in every group that runs both, with each side's generation spend (analysis.spend)
+    pairs: tuple[tuple[str, str], ...] = ()
     metric: str = "avg_at_{k}"  # metric of every suite; {k} = the run's eval.samples_per_problem
     suite_metrics: dict = field(default_factory=dict)  # per-suite metric, e.g. {aime25: avg_at_64}
     suites: tuple[str, ...] | None = None  # column order; None = the suites the runs logged
@@ -303,6 +307,12 @@ def _table(where: str, table: dict, arms) -> TableLayout:
         raise SpecError(f"{where}: table.baseline={table['baseline']!r} is not valid; choose one of: "
                         f"{', '.join(labels)}")
     values = {k: v for k, v in table.items() if v is not None}
+    for i, pair in enumerate(values.get("pairs") or ()):
+        if len(pair) != 2 or pair[0] == pair[1] or any(label not in labels for label in pair):
+            raise SpecError(f"{where}: table.pairs[{i}]={list(pair)!r} is not valid; give [arm, reference arm], two "
+                            f"different arms of: {', '.join(labels)}")
+    if "pairs" in values:
+        values["pairs"] = tuple(tuple(pair) for pair in values["pairs"])
     if "suites" in values:
         values["suites"] = tuple(values["suites"])
     return TableLayout(**values)

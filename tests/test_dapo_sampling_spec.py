@@ -102,3 +102,26 @@ def test_the_across_group_delta_gets_the_paired_bootstrap(monkeypatch):
     d = spend.group_deltas(SPEC, "cpu", per_seed, matched, seeds, ["hard"], None, frame).set_index("arm")
     assert 0.25 < d.loc["iGRPO-8", "boot_low"] <= d.loc["iGRPO-8", "boot_high"] < 0.35
     assert d.loc["iGRPO-8", "boot_excludes_0"] and not d.loc["GRPO-8", "boot_excludes_0"]
+
+
+def test_a_pair_must_name_two_different_arms(tmp_path: Path):
+    text = SPEC.path.read_text().replace("pairs: [[iGRPO-8 adaptive, iGRPO-8]]", "pairs: [[iGRPO-8 adaptive, iGRPO-9]]")
+    (tmp_path / "dapo_sampling.yaml").write_text(text)
+    (tmp_path / "_scales.yaml").write_text((SPEC.path.parent / "_scales.yaml").read_text())
+    with pytest.raises(SpecError, match=r"table.pairs\[0\]=\['iGRPO-8 adaptive', 'iGRPO-9'\] is not valid"):
+        load_spec(tmp_path / "dapo_sampling.yaml", spec_dir=tmp_path)
+
+
+def test_the_adaptive_draft_budget_is_compared_with_the_fixed_one_where_both_run():
+    seeds = [0, 1]
+    matched = {(g.label, a.label, s): _run(g.label, a.label, s, 2560, 76800.0 if a.label != "iGRPO-8" else 38400.0)
+               for g in SPEC.scale("cpu").groups for a in SPEC.arms for s in seeds}
+    avg = {"iGRPO-8 adaptive": 0.33, "iGRPO-8": 0.30}
+    per_seed = pd.DataFrame([{"group": g, "method": a, "seed": s, "Avg": avg.get(a, 0.2) + 0.02 * s}
+                             for (g, a, s) in matched])
+    frame = spend.spend_frame(SPEC, "cpu", matched, seeds)
+    pairs = spend.pair_deltas(SPEC, "cpu", per_seed, matched, seeds, ["hard"], None, frame)
+    assert list(zip(pairs.group, pairs.arm, pairs.reference)) == [("DS off", "iGRPO-8 adaptive", "iGRPO-8")]
+    assert pairs.delta_avg[0] == pytest.approx(0.03) and pairs.tokens_ratio[0] == 2.0
+    text = spend.markdown(spend.sections(frame, pd.DataFrame(), "GRPO-8", "DS off", pairs))
+    assert "| DS off | iGRPO-8 adaptive − iGRPO-8 | +3.0 ± 0.0 | n/a (no per-problem scores logged) | 2.00x | 2 |" in text
