@@ -3,11 +3,24 @@ Plain helpers (no fixtures) live in ``tests/helpers.py``."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import compose_config, smoke_overrides
+from tests.helpers import compose_config, smoke_overrides, test_workers
+
+
+def pytest_configure(config):
+    """Under pytest-xdist each worker is one of the jobs sharing the machine's cores: its in-process runs take
+    their share of the threads (IGRPO_CONCURRENT_JOBS, as any job beside another does), and its subprocesses
+    count the other workers too (tests/helpers.subprocess_env)."""
+    workers = test_workers()
+    if workers > 1 and os.environ.get("PYTEST_XDIST_WORKER"):
+        from igrpo.job import threads
+
+        os.environ[threads.CONCURRENT_JOBS_ENV] = str(workers)
+        threads.apply()
 
 
 @pytest.fixture(autouse=True)

@@ -18,12 +18,20 @@ def smoke_overrides(cache_dir: Path) -> list[str]:
 tiny_overrides = smoke_overrides  # the name older tests use
 
 
+def test_workers() -> int:
+    """How many pytest-xdist workers run tests at once (1 without xdist)."""
+    import os
+
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    return int(count) if count.isdigit() and int(count) > 0 else 1
+
+
 def subprocess_env(extra: dict | None = None, share: int = 1) -> dict:
-    """The environment of a test subprocess: no ambient MLflow store, and one torch thread per process when
-    ``share`` processes run at once (so they do not fight over the 2 cores)."""
+    """The environment of a test subprocess: no ambient MLflow store, and its share of the cores when ``share``
+    processes of this test run at once, beside the other test workers' (so they do not fight over the cores)."""
     from igrpo.job.threads import child_env
 
-    env = child_env(share)
+    env = child_env(share * test_workers())
     env.pop("MLFLOW_TRACKING_URI", None)
     env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a closed loopback port: no test subprocess reaches a real hub
     env.update(extra or {})

@@ -212,15 +212,18 @@ class _Server:
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:
                     status, payload = respond(body)
+                finally:
+                    # done before the reply is sent: once the client has it, it may send the next request at
+                    # once, before this thread would get to count this one as finished
+                    with outer.lock:
+                        outer.in_flight -= 1
+                try:
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
