@@ -46,6 +46,7 @@ from igrpo.tracking.names import (
 )
 from igrpo.tracking.runs import RunLog, ensure_experiment, git_commit, mlflow_run
 from igrpo.job.factory import build_training
+from igrpo.training.final_policy import check_in_memory_eval, save_final_policy
 from igrpo.config.validate import objective_names, validate
 
 
@@ -86,6 +87,7 @@ def run(cfg) -> RunResult:
     cached builds), evaluates and talks to MLflow, so a run is logged once, to one MLflow run."""
     run_start = time.perf_counter()
     validate(cfg)
+    check_in_memory_eval(cfg)  # this launch's sharding against the evaluation's mode
     if cfg.device == "cuda":  # the memory plan (python -m igrpo.plan): one line if it cannot fit, before any load
         from igrpo.plan.setup import check_run_fits
 
@@ -141,7 +143,7 @@ def run(cfg) -> RunResult:
 
 def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri: str) -> RunResult:
     """A non-main process: train in step with the main process; no MLflow, no evaluation. Its collectives come in the
-    main process's order: the shared plan, the policy's load (partitioned under ZeRO-3), training."""
+    main process's order: the shared plan, the policy's load (partitioned under ZeRO-3), training, the final save."""
     shared = share_with_workers(None)  # the main process evaluates the base model meanwhile
     checkpoint_dir = Path(shared["dir"]) if shared["dir"] else None
     trainer, recorder, _, _ = build_training(cfg, policy_path, task, output_dir, checkpoint_dir=checkpoint_dir,
@@ -150,8 +152,7 @@ def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri:
         trainer.add_callback(RankStateCallback(trainer, recorder))
         restore_worker(trainer, recorder, shared["resume_from"])
     train_from(trainer, shared["resume_from"])
-    if cfg.eval.mode == "job":  # the main process saves the final policy for the eval job: with ZeRO-3/FSDP
-        trainer.save_model(str(output_dir / "final"))  # saving gathers shards, so every rank takes part
+    save_final_policy(trainer, cfg, output_dir)  # a collective under ZeRO-3 / FSDP: every rank takes part
     _write_rank_rollouts(recorder, output_dir)
     return RunResult(run_id="", tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
                      objective=float("nan"), base_metrics={}, final_metrics={})
@@ -234,13 +235,14 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     train_start = time.perf_counter()
     train_from(trainer, resume_from)
     train_seconds = time.perf_counter() - train_start
+    final_dir = save_final_policy(trainer, cfg, output_dir)  # once, on every rank; the eval job and log_model read it
     _write_rank_rollouts(recorder, output_dir)
 
     start = time.perf_counter()
     if cfg.eval.mode == "job":  # the resumable eval-job path on the saved final policy (igrpo.job.eval_job)
         from igrpo.job.eval_job import evaluate_saved_model
 
-        final_metrics, samples = evaluate_saved_model(cfg, trainer, task, output_dir, mlrun)
+        final_metrics, samples = evaluate_saved_model(cfg, final_dir, task, mlrun)
     else:
         final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
         final_metrics = {**final_metrics, **refine_metrics(cfg, model, tokenizer, task, judge)}
@@ -259,8 +261,7 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
         mlrun.table(samples, "eval_samples.json")
     log_per_problem(mlrun, samples, step=cfg.train.steps)
     if cfg.tracking.log_model:
-        trainer.save_model(str(output_dir / "final"))
-        mlrun.artifacts(output_dir / "final", "model")
+        mlrun.artifacts(final_dir, "model")
 
     result = RunResult(run_id=mlrun.run_id, tracking_uri=mlrun.tracking_uri, experiment=cfg.tracking.experiment,
                        objective=objective_value(cfg.objective, final_metrics), base_metrics=base_metrics,
