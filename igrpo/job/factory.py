@@ -14,7 +14,7 @@ from igrpo.training.distributed import world_size
 from igrpo.core.entropy import trl_args as entropy_trl_args
 from igrpo.errors import ConfigError
 from igrpo.models.loading import load_policy
-from igrpo.training.generation import pin_stop_tokens
+from igrpo.training.generation import pin_stop_tokens, rollout_stop_kwargs
 from igrpo.training.precision import mixed_precision_args, reference_model_args, weights_dtype
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
@@ -175,7 +175,7 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
     training arguments when they had to exist before the model loaded (``build_training``)."""
     variant = variant_of(cfg)
     check_trl_seam()  # an upgraded TRL without a private member we use fails here, in one line
-    pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.training.generation)
+    stops = pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.training.generation)
     reward_funcs, weights = build_reward_funcs(cfg.reward, judge_backend)
     if cfg.algo.overlong_shaping:  # DAPO's length penalty, added to the reward (igrpo.rewards.overlong)
         from igrpo.rewards.overlong import OverlongPenalty
@@ -186,6 +186,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
         weights = [*weights, 1.0]
     args = args if args is not None else build_grpo_args(cfg, checkpoint_dir or output_dir)
     args.reward_weights = weights
+    # the stop tokens passed to generation explicitly: vLLM's engine never sees the pinned in-memory generation config
+    args.generation_kwargs = rollout_stop_kwargs(cfg.generation.name, stops, tokenizer.pad_token_id)
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
     dataset, over_cap = build_dataset(task, tokenizer, cfg.train.max_prompt_tokens)
     if over_cap and not cfg.quiet:
