@@ -40,7 +40,8 @@ def test_the_policy_loads_after_the_training_arguments_with_zero3_live(compose, 
 
     def args_making_zero3_live(cfg, output_dir):
         args = build_args(cfg, output_dir)
-        args.zero3_stand_in = Zero3Config()  # kept alive by the arguments, as accelerate's DeepSpeed plugin keeps its own
+        args.zero3_stand_in = Zero3Config()  # kept alive by the arguments, as accelerate keeps its own
+
         set_hf_deepspeed_config(args.zero3_stand_in)
         events.append("arguments")
         return args

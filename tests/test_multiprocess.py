@@ -25,7 +25,8 @@ def two_process_run(tmp_path_factory, model_cache):
     tmp = tmp_path_factory.mktemp("two_procs")
     db = f"sqlite:///{tmp / 'mlflow.db'}"
     # 4 prompts x 4 refinements = 16 completions per step, 8 per process (2 whole groups), in 2 micro-batches of 4.
-    # The final policy goes to the evaluation job and to MLflow (one save for both); tests/save_spy.py records who saves.
+    # The final policy goes to the evaluation job and to MLflow (one save for both); tests/save_spy.py records who
+    # saves it.
     overrides = [*tiny_overrides(model_cache), "variant=igrpo", "train.steps=3", "train.prompts_per_step=4",
                  "train.gradient_accumulation_steps=2", "eval.mode=job", f"eval.store_root={tmp / 'eval_store'}",
                  "tracking.log_model=true",

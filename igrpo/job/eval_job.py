@@ -13,10 +13,11 @@ format), so the same command after a kill finds them, regenerates nothing alread
 sample index, answer, correct, tokens) becomes the run's ``eval_job/samples_step<step>.json``.
 
 Training hands its final evaluation to this path with ``eval.mode=job`` (``evaluate_saved_model``): the final
-policy is saved (``igrpo.training.final_policy``) and evaluated from disk through the same store, so a run killed during it resumes the
-evaluation too. The numbers equal the inline evaluation's (same chunks, same seeds, same weights) in an fp32 run; in a
-bf16 run the inline evaluation computes under autocast over the fp32 training weights (igrpo.training.precision) and
-the job on the saved weights loaded in bf16, so they agree to bf16 rounding, not bit for bit.
+policy is saved (``igrpo.training.final_policy``) and evaluated from disk through the same store, so a run killed
+during it resumes the evaluation too. The numbers equal the inline evaluation's (same chunks, same seeds, same
+weights) in an fp32 run; in a bf16 run the inline evaluation computes under autocast over the fp32 training weights
+(igrpo.training.precision) and the job on the saved weights loaded in bf16, so they agree to bf16 rounding, not bit
+for bit.
 """
 
 from __future__ import annotations

@@ -223,8 +223,8 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     skip = resume.logged_after() if resume is not None else frozenset()
     callback = MlflowMetricsCallback(mlrun, extra_metrics=periodic_eval, skip=skip)
     trainer, recorder, model, tokenizer = build_training(
-        cfg, policy_path, task, output_dir, callbacks=[callback],
-        judge_backend=judge.backend if judge is not None else None, checkpoint_dir=ckpt.dir if ckpt is not None else None)
+        cfg, policy_path, task, output_dir, callbacks=[callback], judge_backend=judge.backend if judge is not None
+        else None, checkpoint_dir=ckpt.dir if ckpt is not None else None)
     policy.update(model=model, tokenizer=tokenizer)
     if ckpt is not None:
         callback.on_checkpoint = state_writer(trainer, recorder)  # metrics are committed with checkpoints

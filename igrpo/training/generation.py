@@ -20,8 +20,8 @@ _TURN_PROBE = "igrpo-end-of-turn-probe"  # an assistant message whose text canno
 
 def chat_end_of_turn_id(tokenizer) -> int | None:
     """The special token the tokenizer's chat template writes right after an assistant message (``<|im_end|>``,
-    ``<|eot_id|>``, ``<｜end▁of▁sentence｜>``), or None: no template, one that cannot render a user-assistant exchange,
-    or no special token after the message."""
+    ``<|eot_id|>``, DeepSeek's end of sentence), or None: no template, one that cannot render a user-assistant
+    exchange, or no special token after the message."""
     if not getattr(tokenizer, "chat_template", None):
         return None
     messages = [{"role": "user", "content": "1"}, {"role": "assistant", "content": _TURN_PROBE}]
