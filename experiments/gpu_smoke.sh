@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU smoke test of the paper-scale training path: a few steps of GRPO and of iGRPO on one GPU with a small Llama
 # built on the spot, under the paper preset (experiment=paper) scaled down: bf16, sdpa attention, gradient
-# checkpointing, gradient accumulation 2 (generation once per optimizer step), the prompt cap. One line per check,
+# checkpointing, gradient accumulation 2 (generation once per optimizer step), the prompt cap, fp32 master weights
+# under bf16 autocast (the optimizer's steps must move them). One line per check,
 # then `gpu_smoke: N/M checks ok`; exit 1 if any failed. Budget: well under 8 minutes on one H100/H200.
 #
 #   bash experiments/gpu_smoke.sh fetch    # on a machine with PyPI: the wheels a bare GPU image lacks, into .whl/
@@ -10,8 +11,8 @@
 #
 # The GPU image (DESIGN.md "The GPU machine") has torch, transformers 5.17, accelerate, pandas, pyarrow, sympy but no
 # trl, datasets, hydra-core, omegaconf, mlflow, math-verify or vllm, and no network. The check drives the project's
-# own pieces in-process (Hydra composition, igrpo.config.validate, load_policy, load_task, make_trainer, TRL's trainer), so
-# it needs neither MLflow nor math-verify (reward.verifier=exact on integer answers). vLLM cannot travel (336 MB):
+# own pieces in-process (Hydra composition, igrpo.config.validate, load_task, build_training, TRL's trainer), so
+# it needs neither MLflow nor math-verify (the reward is replaced by one that varies within a group, see below). vLLM cannot travel (336 MB):
 # generation=hf here; the vLLM path stays unchecked by this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -79,9 +80,8 @@ tok.save_pretrained(model_dir)
 
 from hydra import compose, initialize_config_dir
 from igrpo.config import register_configs
-from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
-from igrpo.job.factory import make_trainer
+from igrpo.job.factory import build_training
 from igrpo.config.validate import validate
 
 register_configs()
@@ -98,30 +98,48 @@ def config(variant):
     with initialize_config_dir(config_dir=str(pathlib.Path("conf").resolve()), version_base="1.3"):
         return compose("config", overrides=overrides)
 
+# A model built on the spot never answers right, so the exact-answer reward would be 0 everywhere: no advantage, no
+# gradient, no step to check. The reward here is a completion's share of digits plus a length term, which varies within
+# every group.
+import igrpo.job.factory as factory
+
+def varied_reward(prompts, completions, **_):
+    return [sum(c.isdigit() for c in text) / max(len(text), 1) + 0.01 * len(text) for text in completions]
+
+factory.build_reward_funcs = lambda reward, judge=None: ([varied_reward], [1.0])
+
 for variant in ("grpo", "igrpo"):
     t0 = time.perf_counter()
     cfg = config(variant)
     validate(cfg)
-    model, tokenizer = load_policy(str(model_dir), cfg.model.dtype, cfg.device, cfg.model.attn_implementation)
-    check(f"{variant} bf16 weights" if dtype == "bfloat16" else f"{variant} {dtype} weights",
-          next(model.parameters()).dtype == getattr(torch, dtype))
-    check(f"{variant} attention sdpa", model.config._attn_implementation == "sdpa", model.config._attn_implementation)
     task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)
-    trainer, _ = make_trainer(cfg, model, tokenizer, task, out / "runs" / variant)
+    # the runner's build: the training arguments, then the policy (fp32 master weights on one GPU), then the trainer
+    trainer, _, model, tokenizer = build_training(cfg, str(model_dir), task, out / "runs" / variant)
     a = trainer.args
+    check(f"{variant} fp32 master weights, {dtype} compute", next(model.parameters()).dtype == torch.float32
+          and a.bf16 == (dtype == "bfloat16"), (next(model.parameters()).dtype, a.bf16))
+    check(f"{variant} attention sdpa", model.config._attn_implementation == "sdpa", model.config._attn_implementation)
+    check(f"{variant} stop tokens passed to generation", a.generation_kwargs.get("eos_token_id") == [tokenizer.eos_token_id],
+          a.generation_kwargs)
     check(f"{variant} accumulation 2, generation once per optimizer step",
           (a.gradient_accumulation_steps, a.steps_per_generation) == (2, 2), (a.gradient_accumulation_steps, a.steps_per_generation))
-    check(f"{variant} bf16 autocast and gradient checkpointing", a.bf16 == (on_gpu and dtype == "bfloat16") and a.gradient_checkpointing)
-    calls, generate = [], trainer._generate_single_turn
+    check(f"{variant} gradient checkpointing", a.gradient_checkpointing)
+    # the seam's public hook: TRL's rollouts and iGRPO's drafts both go through it (TRL's private name only sees the former)
+    calls, generate = [], trainer.generate_single_turn
 
     def counted(prompt_ids, *args, **kwargs):
         calls.append(trainer.state.global_step)
         return generate(prompt_ids, *args, **kwargs)
 
-    trainer._generate_single_turn = counted
+    trainer.generate_single_turn = counted
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     trainer.train()
+    after = model.state_dict()
+    moved = sum((before[k] != after[k]).sum().item() for k in before) / sum(v.numel() for v in before.values())
+    check(f"{variant} the optimizer steps move the weights", moved > 0.5, f"{moved:.1%} of entries moved")
+    del before, after
     logs = [h for h in trainer.state.log_history if "loss" in h]
     check(f"{variant} {cfg.train.steps} optimizer steps, finite loss",
           trainer.state.global_step == cfg.train.steps and len(logs) == cfg.train.steps

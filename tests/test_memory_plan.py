@@ -100,11 +100,28 @@ def test_training_state_by_sharding():
     def state(sharding, gpus):
         return [p.bytes for p in mem.training_state(P, "bfloat16", sharding, gpus)]
 
-    assert state(mem.NO_SHARDING, 1) == [2 * P, 2 * P, 4 * P]  # bf16 weights, gradients, AdamW m and v
-    assert state(mem.NO_SHARDING, 8) == [2 * P, 4 * P, 4 * P]  # + DDP's buckets
+    # one process / DDP: the policy loads in fp32 (the master copy) under bf16 autocast: fp32 weights, gradients, m, v
+    assert state(mem.NO_SHARDING, 1) == [4 * P, 4 * P, 8 * P]
+    assert state(mem.NO_SHARDING, 8) == [4 * P, 8 * P, 8 * P]  # + DDP's buckets
     assert state(ZERO2, 8) == [2 * P, 2 * P / 8, 12 * P / 8]  # fp32 master + m + v, split
     assert state(ZERO3, 8) == [2 * P / 8, 2 * P / 8, 12 * P / 8]
     assert state(mem.Sharding("FSDP FULL_SHARD", "fsdp", 3), 8) == [4 * P / 8, 4 * P / 8, 8 * P / 8]
+
+
+def test_one_process_and_ddp_plan_fp32_masters_and_autocast_casts():
+    """Where no framework keeps a master copy the policy loads in fp32 (igrpo.training.precision): the load and every
+    phase hold 4 B per parameter of weights, and a forward adds autocast's bf16 casts; DeepSpeed loads bf16, casts
+    nothing."""
+    P = QWEN7.parameters()
+    for gpus, sharding in ((1, mem.NO_SHARDING), (8, mem.Sharding("DDP", "ddp", 0))):
+        rows = {r.label: r.bytes for r in make_plan(paper(gpus=gpus, sharding=sharding)).rows}
+        assert rows["weights (fp32 master, bf16 autocast)"] == {"load": 4 * P, "generate": 4 * P, "train": 4 * P}
+        assert rows["autocast's bf16 weight copies"] == {"generate": 2 * P, "train": 2 * P}
+        assert rows["optimizer (fp32 m, v)"]["train"] == 8 * P
+    fp32 = {r.label for r in make_plan(paper(dtype="float32")).rows}
+    assert "weights (fp32)" in fp32 and not any(label.startswith("autocast") for label in fp32)
+    zero3 = {r.label: r.bytes for r in make_plan(paper(gpus=8, sharding=ZERO3)).rows}
+    assert zero3["weights (bf16)"]["load"] == 2 * P and not any(label.startswith("autocast") for label in zero3)
 
 
 def test_architectures_the_plan_does_not_cover_are_named():

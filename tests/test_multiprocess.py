@@ -1,7 +1,8 @@
 """Two processes (``accelerate launch``, gloo on CPU): every prompt's group sits on one rank, so each prompt is
 drafted once, by one rank, and all its copies are conditioned on the same selected draft (with gradient
 accumulation too); a prompt count that would split a group over the ranks is refused; the run is logged once, to
-one MLflow run."""
+one MLflow run; the final policy is saved once, by every rank (a collective under ZeRO-3 and FSDP), and both the
+evaluation job and the MLflow model artifact read that one save."""
 
 from __future__ import annotations
 
@@ -24,14 +25,18 @@ def two_process_run(tmp_path_factory, model_cache):
     tmp = tmp_path_factory.mktemp("two_procs")
     db = f"sqlite:///{tmp / 'mlflow.db'}"
     # 4 prompts x 4 refinements = 16 completions per step, 8 per process (2 whole groups), in 2 micro-batches of 4.
+    # The final policy goes to the evaluation job and to MLflow (one save for both); tests/save_spy.py records who
+    # saves it.
     overrides = [*tiny_overrides(model_cache), "variant=igrpo", "train.steps=3", "train.prompts_per_step=4",
-                 "train.gradient_accumulation_steps=2",
+                 "train.gradient_accumulation_steps=2", "eval.mode=job", f"eval.store_root={tmp / 'eval_store'}",
+                 "tracking.log_model=true",
                  f"output_dir={tmp / 'out'}", f"hydra.run.dir={tmp / 'hydra'}", f"tracking.uri={db}"]
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["CUDA_VISIBLE_DEVICES"] = ""
+    env["IGRPO_TEST_SAVE_LOG"] = str(tmp / "saves")
     cmd = [str(ACCELERATE if ACCELERATE.exists() else shutil.which("accelerate")), "launch", "--multi_gpu",
            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", "29517", str(ROOT / "run.py"), *overrides]
+           "--main_process_port", "29517", str(ROOT / "tests" / "save_spy.py"), *overrides]
     proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return tmp, db, proc
@@ -86,3 +91,15 @@ def test_metrics_are_logged_once_to_one_run(two_process_run):
         assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3], key
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/mean/greedy")] == [0, 3]
     assert proc.stdout.count("view: mlflow ui") == 1  # one summary, from the main process
+
+
+def test_the_final_policy_is_saved_once_by_every_rank_and_read_by_the_eval_job_and_mlflow(two_process_run):
+    tmp, db, _ = two_process_run
+    final = str(tmp / "out" / "final")
+    saves = {path.name: path.read_text().splitlines() for path in (tmp / "saves").iterdir()}
+    assert saves == {"rank0.txt": [final], "rank1.txt": [final]}  # each rank once, into the same directory
+    assert (tmp / "out" / "final" / "model.safetensors").is_file()
+    client = mlflow.MlflowClient(db)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.phase = 'train'")
+    assert "model/model.safetensors" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert run.data.metrics["eval_job/generated_problems"] > 0  # the evaluation job read the same save

@@ -13,8 +13,11 @@ format), so the same command after a kill finds them, regenerates nothing alread
 sample index, answer, correct, tokens) becomes the run's ``eval_job/samples_step<step>.json``.
 
 Training hands its final evaluation to this path with ``eval.mode=job`` (``evaluate_saved_model``): the final
-policy is saved and evaluated from disk through the same store, so a run killed during it resumes the
-evaluation too. The numbers equal the inline evaluation's (same chunks, same seeds, same weights).
+policy is saved (``igrpo.training.final_policy``) and evaluated from disk through the same store, so a run killed
+during it resumes the evaluation too. The numbers equal the inline evaluation's (same chunks, same seeds, same
+weights) in an fp32 run; in a bf16 run the inline evaluation computes under autocast over the fp32 training weights
+(igrpo.training.precision) and the job on the saved weights loaded in bf16, so they agree to bf16 rounding, not bit
+for bit.
 """
 
 from __future__ import annotations
@@ -101,11 +104,10 @@ def _log_outcome(log, outcome: EvalOutcome, step: int, seconds: float) -> None:
     log.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=step))
 
 
-def evaluate_saved_model(cfg, trainer, task, output_dir: Path, mlrun) -> tuple[dict, list[dict]]:
-    """``eval.mode=job`` at the end of training: save the final policy, evaluate it from disk through the job's
-    resumable store (keyed by the run), log the per-sample table; the caller logs the metrics."""
-    model_dir = Path(output_dir) / "final"
-    trainer.save_model(str(model_dir))
+def evaluate_saved_model(cfg, model_dir: Path, task, mlrun) -> tuple[dict, list[dict]]:
+    """``eval.mode=job`` at the end of training: evaluate the saved final policy (``model_dir``, saved once by every
+    process: igrpo.training.final_policy) from disk through the job's resumable store (keyed by the run), log the
+    per-sample table; the caller logs the metrics."""
     start = time.perf_counter()
     outcome = evaluate_model_dir(cfg, str(model_dir), task, Path(cfg.eval.store_root) / f"run-{mlrun.run_id}",
                                  sharded=False)

@@ -13,7 +13,9 @@ from trl import GRPOConfig
 from igrpo.training.distributed import world_size
 from igrpo.core.entropy import trl_args as entropy_trl_args
 from igrpo.errors import ConfigError
-from igrpo.training.generation import pin_stop_tokens
+from igrpo.models.loading import load_policy
+from igrpo.training.generation import pin_stop_tokens, rollout_stop_kwargs
+from igrpo.training.precision import mixed_precision_args, reference_model_args, weights_dtype
 from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
 from igrpo.training.seam import check_trl_seam
@@ -78,10 +80,10 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
     on_cpu = cfg.device == "cpu"
     return GRPOConfig(
         output_dir=str(output_dir),
-        # hardware: fp32 on CPU; bf16 only when asked for on GPU
+        # hardware. model.dtype is the compute dtype: bf16/fp16 are autocast over fp32 weights, or DeepSpeed's and
+        # FSDP's mixed precision over their own fp32 copy (igrpo.training.precision); the config keeps CPU runs fp32
         use_cpu=on_cpu,
-        bf16=(not on_cpu and cfg.model.dtype == "bfloat16"),
-        fp16=False,
+        **mixed_precision_args(cfg.model.dtype),
         gradient_checkpointing=cfg.train.gradient_checkpointing,
         # optimisation
         learning_rate=a.learning_rate,
@@ -105,6 +107,7 @@ def build_grpo_args(cfg, output_dir: Path) -> GRPOConfig:
         epsilon_high=a.epsilon_high,
         beta=a.beta,
         mask_truncated_completions=a.mask_truncated_completions,
+        **reference_model_args(cfg.model.dtype, a.beta),
         **entropy_trl_args(cfg.entropy),  # entropy_coef; entropy=adaptive: TRL's controller (use_adaptive_entropy...)
         # rollouts
         max_completion_length=gen.max_completion_length,
@@ -147,13 +150,32 @@ def build_dataset(task: TaskData, tokenizer=None, max_prompt_tokens: int | None 
     return Dataset.from_list(rows), over
 
 
+def build_training(cfg, policy_path: str, task: TaskData, output_dir: Path, callbacks=(), judge_backend=None,
+                   checkpoint_dir: Path | None = None):
+    """(trainer, recorder, model, tokenizer): the training arguments first, then the trainable policy, then the trainer.
+
+    The order matters under DeepSpeed ZeRO-3: building TRL's GRPOConfig there (``accelerate launch`` exported
+    DeepSpeed) makes transformers' DeepSpeed config live, and ``from_pretrained`` partitions the weights across the
+    processes as they load (``zero3_init_flag``) only while it is; a policy loaded before would sit whole on every GPU.
+    transformers holds that config by a weak reference, so the arguments are kept alive by the trainer they go to.
+    The policy loads in fp32 where the optimizer would otherwise update half-precision weights
+    (igrpo.training.precision)."""
+    args = build_grpo_args(cfg, checkpoint_dir or output_dir)
+    model, tokenizer = load_policy(policy_path, weights_dtype(cfg.model.dtype), cfg.device,
+                                   cfg.model.get("attn_implementation"), partitioned=True)
+    trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, callbacks=callbacks,
+                                     judge_backend=judge_backend, checkpoint_dir=checkpoint_dir, args=args)
+    return trainer, recorder, model, tokenizer
+
+
 def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callbacks=(), judge_backend=None,
-                 checkpoint_dir: Path | None = None):
+                 checkpoint_dir: Path | None = None, args: GRPOConfig | None = None):
     """The configured trainer and its rollout recorder. With ``checkpoint_dir`` (``train.save_every > 0``)
-    TRL's output dir is that, so its checkpoints land where a restart of the same command finds them."""
+    TRL's output dir is that, so its checkpoints land where a restart of the same command finds them. ``args``: the
+    training arguments when they had to exist before the model loaded (``build_training``)."""
     variant = variant_of(cfg)
     check_trl_seam()  # an upgraded TRL without a private member we use fails here, in one line
-    pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.training.generation)
+    stops = pin_stop_tokens(model, tokenizer)  # TRL's rollouts stop where evaluation does (igrpo.training.generation)
     reward_funcs, weights = build_reward_funcs(cfg.reward, judge_backend)
     if cfg.algo.overlong_shaping:  # DAPO's length penalty, added to the reward (igrpo.rewards.overlong)
         from igrpo.rewards.overlong import OverlongPenalty
@@ -162,8 +184,10 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
         reward_funcs = [*reward_funcs, OverlongPenalty(cfg.generation.max_completion_length, a.overlong_buffer,
                                                        a.overlong_penalty, tokenizer)]
         weights = [*weights, 1.0]
-    args = build_grpo_args(cfg, checkpoint_dir or output_dir)
+    args = args if args is not None else build_grpo_args(cfg, checkpoint_dir or output_dir)
     args.reward_weights = weights
+    # the stop tokens passed to generation explicitly: vLLM's engine never sees the pinned in-memory generation config
+    args.generation_kwargs = rollout_stop_kwargs(cfg.generation.name, stops, tokenizer.pad_token_id)
     recorder = RolloutRecorder(every=cfg.tracking.rollout_log_every, last_step=cfg.train.steps)
     dataset, over_cap = build_dataset(task, tokenizer, cfg.train.max_prompt_tokens)
     if over_cap and not cfg.quiet:

@@ -45,7 +45,8 @@ from igrpo.tracking.names import (
     resolve_tracking_uri,
 )
 from igrpo.tracking.runs import RunLog, ensure_experiment, git_commit, mlflow_run
-from igrpo.job.factory import make_trainer
+from igrpo.job.factory import build_training
+from igrpo.training.final_policy import check_in_memory_eval, save_final_policy
 from igrpo.config.validate import objective_names, validate
 
 
@@ -86,6 +87,7 @@ def run(cfg) -> RunResult:
     cached builds), evaluates and talks to MLflow, so a run is logged once, to one MLflow run."""
     run_start = time.perf_counter()
     validate(cfg)
+    check_in_memory_eval(cfg)  # this launch's sharding against the evaluation's mode
     if cfg.device == "cuda":  # the memory plan (python -m igrpo.plan): one line if it cannot fit, before any load
         from igrpo.plan.setup import check_run_fits
 
@@ -140,21 +142,33 @@ def run(cfg) -> RunResult:
 
 
 def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri: str) -> RunResult:
-    """A non-main process: train in step with the main process; no MLflow, no evaluation."""
-    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
+    """A non-main process: train in step with the main process; no MLflow, no evaluation. Its collectives come in the
+    main process's order: the shared plan, the policy's load (partitioned under ZeRO-3), training, the final save."""
     shared = share_with_workers(None)  # the main process evaluates the base model meanwhile
     checkpoint_dir = Path(shared["dir"]) if shared["dir"] else None
-    trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, checkpoint_dir=checkpoint_dir,
-                                     judge_backend=judge.backend if judge is not None else None)
+    trainer, recorder, _, _ = build_training(cfg, policy_path, task, output_dir, checkpoint_dir=checkpoint_dir,
+                                             judge_backend=judge.backend if judge is not None else None)
     if checkpoint_dir is not None:
         trainer.add_callback(RankStateCallback(trainer, recorder))
         restore_worker(trainer, recorder, shared["resume_from"])
     train_from(trainer, shared["resume_from"])
-    if cfg.eval.mode == "job":  # the main process saves the final policy for the eval job: with ZeRO-3/FSDP
-        trainer.save_model(str(output_dir / "final"))  # saving gathers shards, so every rank takes part
+    save_final_policy(trainer, cfg, output_dir)  # a collective under ZeRO-3 / FSDP: every rank takes part
     _write_rank_rollouts(recorder, output_dir)
     return RunResult(run_id="", tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
                      objective=float("nan"), base_metrics={}, final_metrics={})
+
+
+def _evaluate_base(cfg, policy_path: str, task, judge) -> tuple[dict, list]:
+    """The base model's evaluation (step 0) on a copy loaded for inference in ``model.dtype``, freed before the
+    trainable policy loads: that one may be loaded partitioned across the processes (ZeRO-3), which no process alone can
+    generate with, and in fp32 (igrpo.training.precision)."""
+    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
+    metrics, rows = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+    metrics.update(refine_metrics(cfg, model, tokenizer, task, judge))  # variant=igrpo, eval.refine
+    del model
+    if cfg.device == "cuda":
+        torch.cuda.empty_cache()  # its memory goes back before the trainable policy and vLLM take theirs
+    return metrics, rows
 
 
 def _write_rank_rollouts(recorder, output_dir: Path) -> None:
@@ -189,29 +203,29 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     if resume is None:  # what data loading dropped: skipped rows, exact and n-gram eval overlaps
         mlrun.params({f"data/{k}": str(v) for k, v in task.extra.items()
                       if k in ("skipped_rows", "held_out_removed", "decontaminated")})
-    model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
     base_metrics = resume.base_metrics() if resume is not None else {}
     if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
         start = time.perf_counter()
-        base_metrics, base_rows = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
-        base_metrics.update(refine_metrics(cfg, model, tokenizer, task, judge))  # variant=igrpo, eval.refine
+        base_metrics, base_rows = _evaluate_base(cfg, policy_path, task, judge)
         mlrun.metrics({**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
         log_per_problem(mlrun, base_rows, step=0)
     resume_from = str(resume.checkpoint) if resume is not None and resume.checkpoint is not None else None
     share_with_workers({"dir": str(ckpt.dir) if ckpt is not None else None, "resume_from": resume_from})
+    policy = {}  # the trainable policy and its tokenizer, once built (below)
 
     def periodic_eval(step: int) -> dict:
         every = cfg.eval.every_steps
         if every and step % every == 0 and 0 < step < cfg.train.steps:
-            metrics, _ = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
+            metrics, _ = evaluate_suites(policy["model"], policy["tokenizer"], task, cfg.eval, seed=cfg.seed)
             return metrics
         return {}
 
     skip = resume.logged_after() if resume is not None else frozenset()
     callback = MlflowMetricsCallback(mlrun, extra_metrics=periodic_eval, skip=skip)
-    trainer, recorder = make_trainer(cfg, model, tokenizer, task, output_dir, callbacks=[callback],
-                                     judge_backend=judge.backend if judge is not None else None,
-                                     checkpoint_dir=ckpt.dir if ckpt is not None else None)
+    trainer, recorder, model, tokenizer = build_training(
+        cfg, policy_path, task, output_dir, callbacks=[callback], judge_backend=judge.backend if judge is not None
+        else None, checkpoint_dir=ckpt.dir if ckpt is not None else None)
+    policy.update(model=model, tokenizer=tokenizer)
     if ckpt is not None:
         callback.on_checkpoint = state_writer(trainer, recorder)  # metrics are committed with checkpoints
     if resume is not None:
@@ -221,13 +235,14 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     train_start = time.perf_counter()
     train_from(trainer, resume_from)
     train_seconds = time.perf_counter() - train_start
+    final_dir = save_final_policy(trainer, cfg, output_dir)  # once, on every rank; the eval job and log_model read it
     _write_rank_rollouts(recorder, output_dir)
 
     start = time.perf_counter()
     if cfg.eval.mode == "job":  # the resumable eval-job path on the saved final policy (igrpo.job.eval_job)
         from igrpo.job.eval_job import evaluate_saved_model
 
-        final_metrics, samples = evaluate_saved_model(cfg, trainer, task, output_dir, mlrun)
+        final_metrics, samples = evaluate_saved_model(cfg, final_dir, task, mlrun)
     else:
         final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
         final_metrics = {**final_metrics, **refine_metrics(cfg, model, tokenizer, task, judge)}
@@ -246,8 +261,7 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
         mlrun.table(samples, "eval_samples.json")
     log_per_problem(mlrun, samples, step=cfg.train.steps)
     if cfg.tracking.log_model:
-        trainer.save_model(str(output_dir / "final"))
-        mlrun.artifacts(output_dir / "final", "model")
+        mlrun.artifacts(final_dir, "model")
 
     result = RunResult(run_id=mlrun.run_id, tracking_uri=mlrun.tracking_uri, experiment=cfg.tracking.experiment,
                        objective=objective_value(cfg.objective, final_metrics), base_metrics=base_metrics,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -175,14 +175,48 @@ def looks_like_local_path(path: str) -> bool:
     return path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
 
 
-def load_policy(model_path: str, dtype: str = "float32", device: str = "cpu", attn_implementation: str | None = None):
+def load_policy(model_path: str, dtype: str = "float32", device: str = "cpu", attn_implementation: str | None = None,
+                partitioned: bool = False):
     """Load a causal LM and its tokenizer from a hub id or a local directory (``attn_implementation``: the
-    attention kernel, ``model.attn_implementation``; None = transformers' default)."""
+    attention kernel, ``model.attn_implementation``; None = transformers' default).
+
+    ``partitioned``: the policy to train, loaded by every process at once; under DeepSpeed ZeRO-3 (its config made live
+    by the training arguments) ``from_pretrained`` partitions it across the processes as it loads, and DeepSpeed places
+    the shards. Otherwise (evaluation) the model loads whole on this process even while ZeRO-3's config is live: a
+    partitioned load is a collective that the other processes, done training, would never join."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     kernel = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **kernel).to(device)
+    with nullcontext() if partitioned else outside_zero3():
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), **kernel)
+    if not (partitioned and zero3_live()):
+        model = model.to(device)
     return model, tokenizer
+
+
+def zero3_live() -> bool:
+    """transformers' DeepSpeed ZeRO-3 config is live: ``from_pretrained`` partitions what it loads."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return is_deepspeed_zero3_enabled()
+
+
+@contextmanager
+def outside_zero3():
+    """transformers' ZeRO-3 config set aside for the duration (a no-op when none is live). transformers keeps it as a
+    weak reference that its public ``unset_hf_deepspeed_config`` / ``set_hf_deepspeed_config`` clear and set."""
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    live = ref() if ref is not None else None
+    if live is None:
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(live)

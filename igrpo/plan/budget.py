@@ -2,8 +2,9 @@
 
 Phases (each must fit in one GPU's memory):
 
-* load: the model loaded whole on every GPU (before ZeRO-3 / FSDP shard it) and, colocated, vLLM's share (TRL
-  starts the engine while the trainer is built, before the first step shards anything);
+* load: the model loaded whole on every GPU (before ZeRO-3 / FSDP shard it; in fp32 where no framework keeps a master
+  copy) and, colocated, vLLM's share (TRL starts the engine while the trainer is built, before the first step shards
+  anything);
 * generate: the training state, and either vLLM's share or transformers' generate() with its K/V cache;
 * train: one micro-step's forward and backward: the training state, activations, the loss's log-probs, and vLLM's
   share (unless its sleep mode gives it back during training).
@@ -120,9 +121,13 @@ def make_plan(i: PlanInputs) -> Plan:
     a, b = i.arch, i.bytes_per_value
     params = a.parameters()
     state = mem.training_state(params, i.dtype, i.sharding, i.gpus)
+    loaded = params * mem.loaded_weight_bytes(i.dtype, i.sharding)  # whole on every GPU until sharded
     rows = [_row(state[0], "generate", "train",
-                 phase_bytes={"load": params * b, "generate": state[0].bytes, "train": state[0].bytes})]
+                 phase_bytes={"load": loaded, "generate": state[0].bytes, "train": state[0].bytes})]
     rows += [_row(part, "generate", "train") for part in state[1:]]
+    casts = mem.autocast_copies(params, i.dtype, i.sharding)
+    if casts is not None:
+        rows.append(_row(casts, "generate", "train"))
     full_shard = i.sharding.stage >= 3 and i.gpus > 1
     if full_shard:
         gathered = mem.gathered_layers(a, b)

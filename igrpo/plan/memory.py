@@ -58,15 +58,28 @@ def _split(n: float, gpus: int, split: bool) -> tuple[float, str]:
 SHORT_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
+def keeps_own_master(sharding: Sharding) -> bool:
+    """DeepSpeed and FSDP keep the optimizer's fp32 copy themselves; one process and DDP load the policy in fp32."""
+    return sharding.framework in ("deepspeed", "fsdp")
+
+
+def loaded_weight_bytes(dtype: str, sharding: Sharding) -> int:
+    """Bytes per parameter of the trainable policy as it loads (igrpo.training.precision.weights_dtype): fp32 where
+    nothing else keeps a master copy (one process, DDP), else ``model.dtype``."""
+    return DTYPE_BYTES[dtype] if keeps_own_master(sharding) else 4
+
+
 def training_state(params: int, dtype: str, sharding: Sharding, gpus: int) -> list[Part]:
-    """Weights, gradients and AdamW's state on one GPU, for a model in ``dtype`` (``model.dtype``).
+    """Weights, gradients and AdamW's state on one GPU, for ``model.dtype`` = ``dtype`` (the compute dtype).
 
     * DeepSpeed: weights and gradients in the model's dtype; the optimizer holds fp32 m and v, and an fp32 master
       copy of the weights when the model is in half precision (12 B per parameter).
     * FSDP: accelerate upcasts the sharded parameters to fp32 under mixed precision, so weights, gradients and
       m, v are all fp32 (16 B per parameter); layers are computed on bf16 copies gathered per layer.
-    * DDP or one process: torch's AdamW keeps m and v in the parameters' dtype (no master copy): 2 x the weights.
-      DDP adds its reduction buckets, a second copy of the gradients.
+    * DDP or one process: the policy loads in fp32 (the master copy AdamW updates) and computes under autocast, so
+      weights, gradients (autocast's backward casts them to the parameters' dtype) and m, v are fp32: 16 B per
+      parameter (``autocast_copies``: the forward's half-precision casts). DDP adds its reduction buckets, a second
+      copy of the gradients.
     """
     fw, stage = sharding.framework, sharding.stage
     dtype_bytes = DTYPE_BYTES[dtype]
@@ -78,7 +91,8 @@ def training_state(params: int, dtype: str, sharding: Sharding, gpus: int) -> li
         w, g, o, w_name = dtype_bytes, dtype_bytes, 8 + (4 if half else 0), name
         o_name = "fp32 master, m, v" if half else "fp32 m, v"
     else:
-        w, g, o, w_name, o_name = dtype_bytes, dtype_bytes, 2 * dtype_bytes, name, f"{name} m, v"
+        w, g, o, o_name = 4, 4, 8, "fp32 m, v"
+        w_name = f"fp32 master, {name} autocast" if half else "fp32"
     if fw == "ddp" and gpus > 1:
         g *= 2  # the gradients and DDP's buckets
     p = billions(params)
@@ -89,6 +103,18 @@ def training_state(params: int, dtype: str, sharding: Sharding, gpus: int) -> li
     return [Part(f"weights ({w_name})", weights, f"{p} x {w} B{ws}"),
             Part("gradients", grads, grad_how),
             Part(f"optimizer ({o_name})", optim, f"{p} x {o} B{os_}")]
+
+
+def autocast_copies(params: int, dtype: str, sharding: Sharding) -> Part | None:
+    """One process or DDP with a half-precision ``model.dtype``: autocast casts each fp32 weight to the compute dtype
+    as the forward uses it and keeps the cast until the forward returns (torch's autocast weight cache), so a whole
+    forward (training's, the log-probs', a generate() step's) holds a compute-dtype copy of every weight. None where
+    the weights already are in the compute dtype (fp32 runs, DeepSpeed, FSDP's gathered layers)."""
+    b = DTYPE_BYTES[dtype]
+    if keeps_own_master(sharding) or b >= 4:
+        return None
+    return Part(f"autocast's {SHORT_DTYPES[dtype]} weight copies", params * b,
+                f"{billions(params)} x {b} B, cached during a forward")
 
 
 def gathered_layers(arch: Architecture, dtype_bytes: int) -> Part:

@@ -27,6 +27,30 @@ def is_main_process() -> bool:
     return process_index() == 0
 
 
+def sharding_framework(env=None) -> str | None:
+    """``"deepspeed"`` or ``"fsdp"`` when ``accelerate launch`` exported one to this process (its
+    ``ACCELERATE_USE_DEEPSPEED`` / ``ACCELERATE_USE_FSDP``, which transformers' TrainingArguments read too), else None:
+    one process, or DDP."""
+    env = os.environ if env is None else env
+    if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
+        return "deepspeed"
+    if env.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "fsdp"
+    return None
+
+
+def shards_weights(env=None) -> bool:
+    """Each process holds only a shard of the policy's weights (DeepSpeed ZeRO-3, FSDP's full or hybrid sharding), so
+    no process alone can generate with the in-memory policy."""
+    env = os.environ if env is None else env
+    framework = sharding_framework(env)
+    if framework == "deepspeed":
+        return env.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "") == "3"
+    if framework == "fsdp":  # accelerate exports the strategy by name or by its number (1 FULL, 4 HYBRID)
+        return env.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper() in ("FULL_SHARD", "HYBRID_SHARD", "1", "4")
+    return False
+
+
 def init_processes(cpu: bool) -> None:
     """Join the process group when launched with several processes (``accelerate launch`` / ``torchrun``).
     On CPU this must say so before anything else creates accelerate's shared state: it then uses gloo."""
