@@ -69,7 +69,7 @@ def worker(overrides: list[str], steps: int, share_threads: bool = True) -> dict
         seed_everything(cfg.seed)
         path, _ = resolve_policy_path(cfg, quiet=True)
         model, tokenizer = load_policy(path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
-        task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)
+        task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval, model_dir=path)
         trainer, _ = make_trainer(cfg, model, tokenizer, task, Path(scratch))
         started = time.perf_counter()
         trainer.train()

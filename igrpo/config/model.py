@@ -12,6 +12,7 @@ from omegaconf import MISSING
 
 from igrpo.config.fields import FACT, choice, number
 from igrpo.errors import ConfigError, choice_error
+from igrpo.models.packaged import check_packaged, packaged_name
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION = ("sdpa", "flash_attention_2", "eager")
@@ -40,8 +41,9 @@ def looks_local(path: str) -> bool:
 
 
 def hub_model_id(path: str | None) -> str | None:
-    """``path`` when it is a Hugging Face hub id (``org/name``) rather than a local path, else None."""
-    return path if path and not looks_local(path) else None
+    """``path`` when it is a Hugging Face hub id (``org/name``) rather than a local path or a package-shipped model
+    (``package:<name>``), else None."""
+    return path if path and not looks_local(path) and packaged_name(path) is None else None
 
 
 def hub_model_cached(hub_id: str) -> bool:
@@ -63,8 +65,12 @@ def check_model_here(label: str, path: str | None) -> None:
     """A model reference (``model.path``, ``eval.checkpoint``, ``reward.judge.model``) is usable here, checked without
     loading anything: a hub id, or a directory that ``from_pretrained`` can load (a config.json naming its
     model_type, the weights (every shard of a sharded index), a tokenizer). Whether the hub can be reached is
-    ``igrpo.config.checks.check_hub_reachable``'s question."""
+    ``igrpo.config.checks.check_hub_reachable``'s question. A package-shipped model (``package:<name>``) must be
+    installed (``igrpo.models.packaged.check_packaged``)."""
     if path is None:
+        return
+    if packaged_name(path) is not None:  # a model shipped in a package (igrpo.models.packaged), converted when used
+        check_packaged(label, path)
         return
     if not looks_local(path):
         from huggingface_hub.utils import HFValidationError, validate_repo_id

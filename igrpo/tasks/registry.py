@@ -27,12 +27,14 @@ def _build(task_cfg) -> TaskData:
     raise choice_error("task.name", task_cfg.name, TASKS)
 
 
-def load_task(task_cfg, seed: int, model_cfg=None, eval_cfg=None) -> TaskData:
+def load_task(task_cfg, seed: int, model_cfg=None, eval_cfg=None, model_dir: str | None = None) -> TaskData:
     """Build the task named by ``task_cfg.name``. The task's own ``data_seed`` fixes the data; the run seed
     does not, so that runs with different seeds are scored on the same eval suites.
 
     ``model_cfg`` sets the prompt format (``model.prompt_template``, ``model.chat_template``,
-    ``model.system_prompt``); ``eval_cfg.suites`` (when non-empty) replaces the task's own eval suites.
+    ``model.system_prompt``); the chat template is read from ``model_dir`` (where ``model.path`` loads from, when it
+    is not the path itself: a package-shipped model's converted directory), else from ``model.path``.
+    ``eval_cfg.suites`` (when non-empty) replaces the task's own eval suites.
     Data errors raise ``ConfigError`` (one line) before anything is written.
     """
     data = _build(task_cfg)
@@ -57,6 +59,6 @@ def load_task(task_cfg, seed: int, model_cfg=None, eval_cfg=None) -> TaskData:
     if model_cfg is not None and getattr(model_cfg, "chat_template", False):
         from igrpo.tasks.prompts import chat_frame, load_tokenizer
 
-        data.chat_prefix, data.chat_suffix = chat_frame(load_tokenizer(model_cfg.path), model_cfg.system_prompt,
+        data.chat_prefix, data.chat_suffix = chat_frame(load_tokenizer(model_dir or model_cfg.path), model_cfg.system_prompt,
                                                         where=f"model.path={model_cfg.path}")
     return data

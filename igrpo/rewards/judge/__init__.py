@@ -54,7 +54,10 @@ def build_judge(judge_cfg, task_cfg, device: str, cache_root: Path, progress=Non
         path = info.path
     elif path is None:
         raise ConfigError("reward.judge.model is required for reward.judge.backend=hf (a hub id or a directory)")
-    model, tokenizer = load_policy(os.path.expanduser(path), "float32", device)
+    from igrpo.models.packaged import local_model
+
+    model, tokenizer = load_policy(local_model(os.path.expanduser(path), cache_root, "reward.judge.model"), "float32",
+                                   device)
     return JudgeHandle(HFJudge(model, tokenizer, judge_cfg.correct, judge_cfg.incorrect, judge_cfg.batch_size,
                                mode=judge_cfg.verdict,
                                max_candidate_tokens=judge_cfg.get("max_candidate_tokens") or 0), info)
