@@ -105,7 +105,7 @@ def test_cfg_job_resolve_prints_the_resolved_config(tmp_path):
     assert "output_dir: null" in proc.stdout and "num_refinements: 4" in proc.stdout
 
 
-def test_a_tracking_server_that_never_answers_is_reported_within_15_seconds(tmp_path, model_cache):
+def test_a_tracking_server_that_never_answers_is_reported_in_seconds_not_minutes(tmp_path, model_cache):
     """A loopback listener that accepts connections but never answers (a hung server): MLflow would retry for
     minutes after loading the model; the probe reports it in seconds, before any model is loaded."""
     listener = socket.socket()
@@ -138,4 +138,6 @@ def test_a_tracking_server_that_never_answers_is_reported_within_15_seconds(tmp_
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert f"tracking.uri={uri} does not answer HTTP within 3 s" in lines[0]
-    assert elapsed < 15, f"reported after {elapsed:.1f}s"
+    # the probe gives up after 3 s where MLflow's own client would retry for minutes; the rest is the start-up of
+    # `python run.py`, which on a 2-core machine shared with another test worker can take 10-20 s by itself
+    assert elapsed < 45, f"reported after {elapsed:.1f}s"

@@ -40,6 +40,30 @@ def _expected_kind(err) -> str:
     return f"of type {getattr(kind, '__name__', kind)}"
 
 
+def compose_for_command(overrides: list[str], fixed: tuple[str, ...] = ()):
+    """The run config composed from conf/ for a command that starts no Hydra job (``python -m igrpo.plan``,
+    ``igrpo.tasks``, the judge CLI): Hydra's compose API, ``fixed`` overrides first, then the user's; an unknown group
+    option or a bad key or value is one ConfigError line naming it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from igrpo import CONF_DIR
+    from igrpo.config import register_configs
+    from igrpo.config.groups import find_bad_group_choice
+    from igrpo.errors import ConfigError
+
+    bad = find_bad_group_choice(overrides)
+    if bad:
+        raise ConfigError(bad)
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose("config", overrides=[*fixed, *overrides])
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(hydra_error_line(err, overrides)) from None
+
+
 def hydra_error_line(err: BaseException, argv: list[str]) -> str:
     """Hydra's or OmegaConf's multi-line composition error as our one line, naming the override at fault. The
     key and value come from OmegaConf's exception (its ``full_key`` and ``value``), and an unknown option of any

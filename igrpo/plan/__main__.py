@@ -51,26 +51,10 @@ def parse_settings(argv: list[str]):
 
 def compose(overrides: list[str]):
     """The run config composed from conf/ (Hydra's compose API, no job directory), checked without this machine."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from igrpo import CONF_DIR
-    from igrpo.config import register_configs
-    from igrpo.config.groups import find_bad_group_choice
     from igrpo.config.validate import validate
-    from igrpo.job.cli import hydra_error_line
+    from igrpo.job.cli import compose_for_command
 
-    bad = find_bad_group_choice(overrides)
-    if bad:
-        raise ConfigError(bad)
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=["output_dir=null", *overrides])
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(hydra_error_line(err, overrides)) from None
+    cfg = compose_for_command(overrides, fixed=("output_dir=null",))
     validate(cfg, machine=False)  # the config's own rules; a plan is made for a machine other than this one
     return cfg
 

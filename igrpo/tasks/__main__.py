@@ -17,25 +17,9 @@ COMMANDS = ("inspect", "decontaminate")
 
 def compose(overrides: list[str]):
     """The run config composed from conf/ with ``overrides`` (Hydra's compose API, no job directory)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from igrpo.job.cli import compose_for_command
 
-    from igrpo import CONF_DIR
-    from igrpo.config.groups import find_bad_group_choice
-    from igrpo.config import register_configs
-    from igrpo.errors import ConfigError
-
-    bad = find_bad_group_choice(overrides)
-    if bad:
-        raise ConfigError(bad)
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return hydra_compose("config", overrides=["output_dir=.", *overrides])
-    except Exception as err:  # noqa: BLE001  (Hydra/OmegaConf composition errors: bad keys, values, syntax)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"cannot compose the config from {' '.join(overrides) or '(no overrides)'}: {first}"
-                          ) from None
+    return compose_for_command(overrides, fixed=("output_dir=.",))
 
 
 def main(argv: list[str]) -> int:

@@ -49,22 +49,9 @@ def read_cases(lines) -> list[dict]:
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from igrpo.job.cli import compose_for_command
 
-    from igrpo import CONF_DIR
-    from igrpo.config.groups import find_bad_group_choice
-    from igrpo.config import register_configs
-
-    error = find_bad_group_choice(overrides)
-    if error:
-        raise ConfigError(error)
-    register_configs()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = hydra_compose("config", overrides=["reward=judge", *overrides])
-    except Exception as err:  # noqa: BLE001 - Hydra/OmegaConf errors become our one-line form
-        raise ConfigError(str(err).strip().splitlines()[0]) from None
+    cfg = compose_for_command(overrides, fixed=("reward=judge",))
     if cfg.reward.name != "judge":
         raise ConfigError(f"reward={cfg.reward.name}: the score command probes a judge; use reward=judge")
     return cfg
