@@ -19,7 +19,7 @@ from tests.helpers import ROOT, compose_config, subprocess_env
 
 
 # the named builds shipped today (docs/measurements.md, "The shipped bases"); the others build on first use
-SHIPPED = ("tiny", "tiny_smoke", "tiny_smoke_all_formats", "judge_smoke")
+SHIPPED = ("tiny", "tiny_smoke", "tiny_smoke_all_formats", "judge", "judge_smoke")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
