@@ -63,7 +63,7 @@ def check_hydra_overrides(hydra_overrides: list[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from igrpo.config import register_configs
-    from igrpo.job.cli import hydra_error_line
+    from igrpo.config.compose import hydra_error_line
 
     if not hydra_overrides:
         return

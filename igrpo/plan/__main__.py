@@ -52,7 +52,7 @@ def parse_settings(argv: list[str]):
 def compose(overrides: list[str]):
     """The run config composed from conf/ (Hydra's compose API, no job directory), checked without this machine."""
     from igrpo.config.validate import validate
-    from igrpo.job.cli import compose_for_command
+    from igrpo.config.compose import compose_for_command
 
     cfg = compose_for_command(overrides, fixed=("output_dir=null",))
     validate(cfg, machine=False)  # the config's own rules; a plan is made for a machine other than this one

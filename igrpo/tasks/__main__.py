@@ -17,7 +17,7 @@ COMMANDS = ("inspect", "decontaminate")
 
 def compose(overrides: list[str]):
     """The run config composed from conf/ with ``overrides`` (Hydra's compose API, no job directory)."""
-    from igrpo.job.cli import compose_for_command
+    from igrpo.config.compose import compose_for_command
 
     return compose_for_command(overrides, fixed=("output_dir=.",))
 

@@ -49,7 +49,7 @@ def read_cases(lines) -> list[dict]:
 
 
 def compose(overrides: list[str]):
-    from igrpo.job.cli import compose_for_command
+    from igrpo.config.compose import compose_for_command
 
     cfg = compose_for_command(overrides, fixed=("reward=judge",))
     if cfg.reward.name != "judge":
