@@ -59,9 +59,9 @@ def test_inspect_prints_counts_skipped_rows_types_and_pairs(tmp_path):
 def test_inspect_errors_are_one_line():
     proc = run_tasks("inspect", "task=nosuch")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
-        "error: task=nosuch is not a known option; choose one of: acereason, arith, arith_smoke, math"]
+        "error: task=nosuch is not a known option; choose one of: acereason, arith, arith_smoke, math, words"]
     proc = run_tasks("frobnicate")
-    assert proc.returncode == 2 and proc.stderr.startswith("usage: python -m igrpo.tasks {inspect|decontaminate}")
+    assert proc.returncode == 2 and proc.stderr.startswith("usage: python -m igrpo.tasks {inspect|decontaminate|probe|words}")
 
 
 def test_decontaminate_finds_planted_overlaps_and_training_drops_them(tmp_path, capsys):
@@ -105,3 +105,19 @@ def test_a_bad_ngram_size_is_a_one_line_error(tmp_path, capsys):
                  "task.solution_field=null", "eval=paper", *suite_overrides(suite), "task.decontaminate_ngram=0"])
     assert code == 2 and capsys.readouterr().err.strip().splitlines() == [
         "error: task.decontaminate_ngram=0 is not valid; it must be >= 1 (words per n-gram)"]
+
+
+def test_probe_prints_each_levels_base_success_under_training_sampling(tmp_path):
+    """The tiny smoke base (shipped), 3 problems of two levels, G = 4 samples each at the training temperature."""
+    proc = run_tasks("probe", "--problems", "3", "--levels", "easy,hard", "debug=smoke",
+                     f"model.cache_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    header, *rows = proc.stdout.strip().splitlines()
+    assert header.split()[:4] == ["level", "problems", "G", "success"]
+    assert [row.split()[:3] for row in rows] == [["easy", "3", "4"], ["hard", "3", "4"]]
+    for row in rows:
+        success, mixed, mixed_format, answered = map(float, row.split()[3:])
+        assert 0 <= success <= 1 and 0 <= mixed <= mixed_format <= 1 and 0 <= answered <= 1
+    bad = run_tasks("probe", "--levels", "sum", "debug=smoke")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "error: --levels='sum' is not valid; choose one of: easy, hard, harder, hardest")

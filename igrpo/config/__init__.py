@@ -17,7 +17,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from igrpo.config.algo import Algo
-from igrpo.config.data import DataSource, Eval, EvalSuite, TaskArith, TaskDataset
+from igrpo.config.data import DataSource, Eval, EvalSuite, TaskArith, TaskDataset, TaskWords
 from igrpo.config.model import ModelCommon, ModelHF, ModelTiny, model_path
 from igrpo.config.reward import JudgeCommon, JudgeHF, JudgeHTTP, JudgeTiny, RewardBinary, RewardJudge
 from igrpo.config.run import (
@@ -58,6 +58,7 @@ __all__ = [  # the schemas, re-exported; new ones go in the module of their grou
     "RunConfig",
     "TaskArith",
     "TaskDataset",
+    "TaskWords",
     "Tracking",
     "Train",
     "model_path",
@@ -69,7 +70,7 @@ __all__ = [  # the schemas, re-exported; new ones go in the module of their grou
 # group's schemas come from the variant registry (``variant_schemas``).
 SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"tiny": ModelTiny, "hf": ModelHF},
-    "task": {"arith": TaskArith, "dataset": TaskDataset},
+    "task": {"arith": TaskArith, "dataset": TaskDataset, "words": TaskWords},
     "eval": {"eval": Eval},
     "algo": {"algo": Algo},
     "reward": {"binary": RewardBinary, "judge": RewardJudge},

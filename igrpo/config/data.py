@@ -79,6 +79,38 @@ class TaskArith:
 
 
 @dataclass
+class TaskWords:
+    """Generated word problems with \\boxed{} answers (igrpo/tasks/words.py): a real model's CPU-sized task."""
+
+    name: str = MISSING
+    data_seed: int = MISSING  # fixes the problems, independent of the run seed
+    train_levels: list[str] = MISSING
+    eval_suites: list[str] = MISSING  # the held-out suites under eval=toy
+    train_size: int = number(gt=0)
+    eval_size: int = number(gt=0)  # problems per eval suite
+    prompt_template: str | None = MISSING  # user message with {problem}; None = model's, else the MATH instruction
+
+    @staticmethod
+    def check(t, cfg) -> None:
+        from igrpo.tasks.words import LEVELS
+
+        if not t.eval_suites and not cfg.eval.suites:
+            raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
+        if not t.train_levels:
+            raise ConfigError(f"task.train_levels=[] is not valid; name at least one of: {', '.join(LEVELS)}")
+        for level in [*t.train_levels, *t.eval_suites]:
+            if level not in LEVELS:
+                raise choice_error("task level", level, LEVELS)
+        if t.prompt_template is not None and "{problem}" not in t.prompt_template:
+            raise ConfigError(f"task.prompt_template={t.prompt_template!r} is not valid: it must contain {{problem}} "
+                              "(where the problem goes)")
+        if "warmstart_formats" in cfg.model:
+            raise ConfigError(f"task={t.name} is not valid with model={cfg.model.name}: the word problems are for "
+                              "a pretrained model that reads English (e.g. model=smollm2_135m); the tiny model "
+                              "knows task=arith only")
+
+
+@dataclass
 class TaskDataset(DataSource):
     """A real math dataset (task=math, task=acereason): problems with reference answers, no eval suites."""
 

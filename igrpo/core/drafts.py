@@ -108,6 +108,24 @@ def all_zero(rewards: Sequence[float | None]) -> bool:
     return all((r or 0.0) <= 0.0 for r in rewards)
 
 
+@dataclass(frozen=True)
+class DraftHealth:
+    """Stage 1's degenerate outputs in one step: drafts with no text, and groups whose drafts are all the same."""
+
+    drafts: int
+    empty: int  # drafts that are empty or whitespace only
+    groups: int  # groups of two or more drafts
+    identical_groups: int  # of those, groups whose drafts are all the same text (whitespace at the ends ignored)
+
+
+def draft_health(groups: Sequence[Sequence[str]]) -> DraftHealth:
+    """Count the empty drafts and the all-identical groups (of two or more drafts) among ``groups``."""
+    texts = [[t.strip() for t in group] for group in groups]
+    multi = [g for g in texts if len(g) > 1]
+    return DraftHealth(drafts=sum(len(g) for g in texts), empty=sum(t == "" for g in texts for t in g),
+                       groups=len(multi), identical_groups=sum(len(set(g)) == 1 for g in multi))
+
+
 def truncate_draft(token_ids: Sequence[int], max_tokens: int, keep: str = "tail") -> tuple[list[int], bool]:
     """Cut a draft to at most ``max_tokens`` tokens. Returns (ids, was_truncated)."""
     if max_tokens <= 0:

@@ -4,11 +4,16 @@ when the eval config names its own suites (``eval=paper``), loads them and holds
 from __future__ import annotations
 
 from igrpo.errors import ConfigError, choice_error
+from igrpo.tasks.arith import LEVELS as ARITH_LEVELS
 from igrpo.tasks.arith import build_arith_task
 from igrpo.tasks.base import TaskData
 from igrpo.tasks.math_data import REAL_TASKS, build_math_task
+from igrpo.tasks.words import LEVELS as WORD_LEVELS
+from igrpo.tasks.words import build_words_task
 
-TASKS = ("arith", *REAL_TASKS)
+TASKS = ("arith", "words", *REAL_TASKS)
+# the generated tasks' levels (each also an eval suite); the real datasets have none to choose
+TASK_LEVELS = {"arith": tuple(ARITH_LEVELS), "words": WORD_LEVELS}
 
 
 def _build(task_cfg) -> TaskData:
@@ -22,6 +27,8 @@ def _build(task_cfg) -> TaskData:
             first_digits=task_cfg.first_digits,
             step_digits=task_cfg.step_digits,
         )
+    if task_cfg.name == "words":
+        return build_words_task(task_cfg)
     if task_cfg.name in REAL_TASKS:
         return build_math_task(task_cfg)
     raise choice_error("task.name", task_cfg.name, TASKS)

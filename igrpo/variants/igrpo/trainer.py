@@ -12,7 +12,7 @@ import time
 
 from igrpo.core.answers import answers_match, extract_final_answer
 from igrpo.core.draft_budget import allocate_drafts, histogram, remember
-from igrpo.core.drafts import condition_on_drafts
+from igrpo.core.drafts import condition_on_drafts, draft_health
 from igrpo.core.metrics import (
     add_counts,
     correct_flags,
@@ -25,6 +25,7 @@ from igrpo.core.metrics import (
 from igrpo.training.distributed import gather_objects, max_across_processes, mean_across_processes
 from igrpo.core.metrics import combine_scores
 from igrpo.training.scoring import completion_text, local_rows, reward_columns
+from igrpo.errors import ConfigError
 from igrpo.training.trainer import TrackedGRPOTrainer
 
 
@@ -155,6 +156,8 @@ class IGRPOTrainer(TrackedGRPOTrainer):
         rows, prompts, completion_ids = drafted["rows"], drafted["prompts"], drafted["ids"]
         drafts, rewards, grades = drafted["texts"], drafted["rewards"], drafted["grades"]
         bounds = [sum(counts[:g]) for g in range(len(counts) + 1)]
+        health = draft_health([drafts[bounds[g]:bounds[g + 1]] for g in range(len(counts)) if counts[g]])
+        self._stop_if_all_empty(health)
 
         rewritten: dict[str, str] = {}  # this rank's prompts: each prompt's whole group is on this rank
         selected_flags: list[bool] = []
@@ -204,6 +207,9 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             "seconds": (time.perf_counter() - start, 1.0),
             "truncated_frac": (truncated / groups, groups),  # selected drafts cut to fit (max_draft_tokens, budget)
         }
+        # degenerate drafts: an empty one puts an empty <draft> in its refinement prompt
+        stats["empty_frac"] = (health.empty / max(health.drafts, 1), float(health.drafts))
+        stats["identical_groups_frac"] = (health.identical_groups / max(health.groups, 1), float(health.groups))
         if s.draft_content == "answer_section":
             stats["answer_section_fallback_frac"] = (fell_back / groups, groups)  # no </think>: the tail was kept
         if self.max_prompt_tokens is not None:
@@ -222,6 +228,18 @@ class IGRPOTrainer(TrackedGRPOTrainer):
             recorder.add(self.state.global_step, "draft", [r["prompt_id"] for r in rows], prompts, drafts, rewards,
                          selected=selected_flags)
         return rewritten
+
+    def _stop_if_all_empty(self, health) -> None:
+        """Every draft of the step, on every process, came back empty: the refinement prompts would all carry an
+        empty draft and Stage 2 would train on them. Stop in one line instead (most often a chat model run without
+        its chat template, or stop tokens that end generation at once)."""
+        parts = gather_objects((health.drafts, health.empty))
+        drafts, empty = sum(d for d, _ in parts), sum(e for _, e in parts)
+        if drafts and empty == drafts:
+            raise ConfigError(
+                f"Stage 1 drafts were all empty at step {self.state.global_step} ({empty} of {drafts}): every "
+                "refinement prompt would carry an empty draft. Check the prompt format (an instruction model needs "
+                "model.chat_template=true) and the stop tokens / generation.max_completion_length")
 
     def _count_tokens(self, prompt: str) -> int:
         """A prompt's length as TRL tokenizes string prompts for generation."""
