@@ -1,6 +1,7 @@
 """The real-model path end to end through ``python run.py``, as a user runs it: SmolLM2-135M-Instruct from its PyPI
 package (converted once for this module), its ChatML template, English word problems with ``\\boxed{}`` answers graded
-by math-verify, iGRPO with the paper's refinement instruction (``debug=smoke_real``), logged to MLflow.
+by math-verify, iGRPO with the paper's refinement instruction (``debug=smoke_real``), logged to MLflow, its final
+evaluation through the evaluation job on the saved policy (``eval.mode=job``).
 
 Needs the model's package (``python -m igrpo.models install-real``, part of the README's test command); without it
 these skip on a developer machine and fail in CI (CI=true)."""
@@ -46,9 +47,11 @@ def _run(tmp_path, cache, *overrides):
 def test_igrpo_on_the_real_model_logs_chatml_refinement_prompts_with_the_draft_inside(tmp_path, cache):
     import mlflow
 
-    result, uri = _run(tmp_path, cache, "variant=igrpo")
+    result, uri = _run(tmp_path, cache, "variant=igrpo", "eval.mode=job")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "eval/sum/avg_at_2" in result.stdout  # the run's summary
+    # the final evaluation went through the evaluation job on the saved policy: its resumable sample store
+    assert "sum.jsonl" in [p.name for p in (tmp_path / "eval_store").rglob("*.jsonl")]
 
     client = mlflow.tracking.MlflowClient(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("igrpo").experiment_id])

@@ -49,9 +49,26 @@ class DataSource:
     max_bad_fraction: float = MISSING  # share of rows that may be skipped as unusable (reported); more fails the load
 
 
+def _check_levels(t, cfg, levels) -> None:
+    """A generated task's levels: at least one suite (its own or the eval config's), every level a known one."""
+    if not t.eval_suites and not cfg.eval.suites:
+        raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
+    if not t.train_levels:
+        raise ConfigError(f"task.train_levels=[] is not valid; name at least one of: {', '.join(levels)}")
+    for level in [*t.train_levels, *t.eval_suites]:
+        if level not in levels:
+            raise choice_error("task level", level, levels)
+
+
+def _check_prompt_template(t) -> None:
+    if t.prompt_template is not None and "{problem}" not in t.prompt_template:
+        raise ConfigError(f"task.prompt_template={t.prompt_template!r} is not valid: it must contain {{problem}} "
+                          "(where the problem goes)")
+
+
 @dataclass
-class TaskArith:
-    """Seeded multi-step integer arithmetic (igrpo/tasks/arith.py); each level is also an eval suite."""
+class GeneratedTask:
+    """The fields of a task generated from a seed, in levels (each level is also an eval suite)."""
 
     name: str = MISSING
     data_seed: int = MISSING  # fixes the problems, independent of the run seed
@@ -59,6 +76,12 @@ class TaskArith:
     eval_suites: list[str] = MISSING  # the held-out suites under eval=toy
     train_size: int = number(gt=0)
     eval_size: int = number(gt=0)  # problems per eval suite
+
+
+@dataclass
+class TaskArith(GeneratedTask):
+    """Seeded multi-step integer arithmetic (igrpo/tasks/arith.py); each level is also an eval suite."""
+
     first_digits: int = MISSING  # the chain starts from a number of up to this many digits
     step_digits: int = MISSING  # each step adds or subtracts a number of up to this many digits
 
@@ -66,11 +89,7 @@ class TaskArith:
     def check(t, cfg) -> None:
         from igrpo.tasks.arith import LEVELS, check_level_fits
 
-        if not t.eval_suites and not cfg.eval.suites:
-            raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
-        for level in [*t.train_levels, *t.eval_suites]:
-            if level not in LEVELS:
-                raise choice_error("task level", level, LEVELS)
+        _check_levels(t, cfg, LEVELS)
         if "warmstart_formats" in cfg.model:  # the tiny model: one character per token, so lengths are exact
             # the longest worked solution of every level (+ its end token) must fit the completion caps
             check_level_fits([*t.train_levels, *t.eval_suites], t.first_digits, t.step_digits,
@@ -79,31 +98,17 @@ class TaskArith:
 
 
 @dataclass
-class TaskWords:
+class TaskWords(GeneratedTask):
     """Generated word problems with \\boxed{} answers (igrpo/tasks/words.py): a real model's CPU-sized task."""
 
-    name: str = MISSING
-    data_seed: int = MISSING  # fixes the problems, independent of the run seed
-    train_levels: list[str] = MISSING
-    eval_suites: list[str] = MISSING  # the held-out suites under eval=toy
-    train_size: int = number(gt=0)
-    eval_size: int = number(gt=0)  # problems per eval suite
     prompt_template: str | None = MISSING  # user message with {problem}; None = model's, else the MATH instruction
 
     @staticmethod
     def check(t, cfg) -> None:
         from igrpo.tasks.words import LEVELS
 
-        if not t.eval_suites and not cfg.eval.suites:
-            raise ConfigError("task.eval_suites=[] is not valid; name at least one suite")
-        if not t.train_levels:
-            raise ConfigError(f"task.train_levels=[] is not valid; name at least one of: {', '.join(LEVELS)}")
-        for level in [*t.train_levels, *t.eval_suites]:
-            if level not in LEVELS:
-                raise choice_error("task level", level, LEVELS)
-        if t.prompt_template is not None and "{problem}" not in t.prompt_template:
-            raise ConfigError(f"task.prompt_template={t.prompt_template!r} is not valid: it must contain {{problem}} "
-                              "(where the problem goes)")
+        _check_levels(t, cfg, LEVELS)
+        _check_prompt_template(t)
         if "warmstart_formats" in cfg.model:
             raise ConfigError(f"task={t.name} is not valid with model={cfg.model.name}: the word problems are for "
                               "a pretrained model that reads English (e.g. model=smollm2_135m); the tiny model "
@@ -127,9 +132,7 @@ class TaskDataset(DataSource):
         if not cfg.eval.suites:
             raise ConfigError(f"eval={cfg.eval.name} is not valid with task={t.name}: a real dataset has no eval "
                               "suites of its own; use eval=paper (or set eval.suites)")
-        if t.prompt_template is not None and "{problem}" not in t.prompt_template:
-            raise ConfigError(f"task.prompt_template={t.prompt_template!r} is not valid: it must contain {{problem}} "
-                              "(where the problem goes)")
+        _check_prompt_template(t)
 
 
 @dataclass
