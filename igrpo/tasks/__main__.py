@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 
 COMMANDS = ("inspect", "decontaminate", "probe", "words")
+PROBE_DEFAULTS = {"problems": 24, "levels": None}  # 24 problems per level; every level of the task
 
 
 def compose(overrides: list[str]):
@@ -34,7 +35,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m igrpo.tasks {{{'|'.join(COMMANDS)}}} [overrides...]", file=sys.stderr)
         return 2
     command, overrides = argv[0], argv[1:]
-    probe_args, out_dir = {"problems": 24, "levels": None}, None
+    probe_args, out_dir = dict(PROBE_DEFAULTS), None
     try:
         if command == "probe":
             probe_args, overrides = _probe_options(overrides)
@@ -68,7 +69,7 @@ def _probe_options(args: list[str]) -> tuple[dict, list[str]]:
     """``--problems N`` and ``--levels a,b`` taken out of ``args``; the rest are overrides."""
     from igrpo.errors import ConfigError
 
-    options, rest, i = {"problems": 24, "levels": None}, [], 0
+    options, rest, i = dict(PROBE_DEFAULTS), [], 0
     while i < len(args):
         if args[i] in ("--problems", "--levels"):
             if i + 1 == len(args):
@@ -89,7 +90,7 @@ def _probe_options(args: list[str]) -> tuple[dict, list[str]]:
 
 def _probe(cfg, options: dict) -> list[str]:
     from igrpo.config.validate import validate
-    from igrpo.errors import ConfigError, choice_error
+    from igrpo.errors import choice_error
     from igrpo.tasks.registry import TASK_LEVELS
 
     if cfg.task.name not in TASK_LEVELS:
@@ -106,8 +107,6 @@ def _probe(cfg, options: dict) -> list[str]:
 
     quiet_third_party_logs()
     apply_cpu_threads(cfg)
-    if not levels:
-        raise ConfigError("--levels names no level")
     return probe_lines(probe_levels(cfg, levels, options["problems"]))
 
 
