@@ -65,3 +65,13 @@ def test_the_build_command_rebuilds_and_compares_with_the_shipped_build():
                           env=subprocess_env(share=1), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "matches the shipped build byte for byte" in proc.stdout
+
+
+def test_a_changed_recipe_builds_and_caches_a_new_base(tmp_path):
+    """Another cache key (model.warmstart_seed=1) is no shipped build: it is built on first use, then cached."""
+    cfg = compose_config("debug=smoke", "model.warmstart_seed=1")
+    entry, _ = entry_name("tiny_smoke")
+    first = build_tiny(cfg.model, cfg.task, tmp_path)
+    assert first.built_now and Path(first.path).name != entry and Path(first.path).is_relative_to(tmp_path)
+    again = build_tiny(cfg.model, cfg.task, tmp_path)
+    assert not again.built_now and again.path == first.path
