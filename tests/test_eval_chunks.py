@@ -71,3 +71,24 @@ def test_ranks_share_the_chunks_and_the_merged_store_gives_the_single_process_nu
     merged = run_chunks(None, task, eval_cfg, seed=0, store=SampleStore(tmp_path))
     assert merged.metrics == alone.metrics and merged.reused == 10 and merged.generated == 0
     assert [r["completion"] for r in merged.records["hard"]] == [r["completion"] for r in alone.records["hard"]]
+
+
+def test_a_suite_backend_gets_each_suites_pending_chunks_in_one_call():
+    from igrpo.eval.suites import generation_calls
+
+    chunks = [Chunk("a", 0, 4, 8), Chunk("a", 4, 8, 8), Chunk("b", 0, 4, 8), Chunk("a", 8, 9, 8)]
+    assert generation_calls(chunks, "chunk") == [[c] for c in chunks]
+    assert generation_calls(chunks, "suite") == [[chunks[0], chunks[1], chunks[3]], [chunks[2]]]
+    assert generation_calls([], "suite") == []
+
+
+def test_per_sample_seeds_are_distinct_stable_and_independent_of_chunking():
+    from igrpo.eval.suites import sample_seed
+
+    whole = Chunk("aime", 0, 4, 8).sample_seeds(7)
+    halves = Chunk("aime", 0, 2, 8).sample_seeds(7) + Chunk("aime", 2, 4, 8).sample_seeds(7)
+    assert whole == halves  # a sample's seed names its problem and index, not its chunk
+    flat = [s for row in whole for s in row]
+    assert len(set(flat)) == len(flat)  # no two samples share noise, across problems or within one
+    assert whole[1][0] == sample_seed(7, "aime", 1, 0) != sample_seed(8, "aime", 1, 0) != sample_seed(7, "amc", 1, 0)
+    assert all(0 <= s < 2**31 for s in flat)  # vLLM's per-request seed range

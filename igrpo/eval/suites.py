@@ -11,10 +11,20 @@ protocol is avg@64 on AIME and avg@8 elsewhere. Metric names (``eval_metric_name
 * ``eval/mean/greedy`` when ``eval.greedy``.
 
 Work is cut into *chunks*: consecutive problems of one suite, ``eval.batch_size // k`` at a time (k samples
-each). Every chunk draws its samples from its own seed, derived from (run seed, suite, first problem), inside a
-forked RNG. So a chunk's samples do not depend on which chunks ran before it: the in-training evaluation, the
+each), the unit the sample store records (``igrpo.eval.store``). How chunks reach the generator depends on the
+backend (``igrpo.eval.backends``):
+
+* HF ``generate`` (``calls = "chunk"``): one call per chunk, drawing its samples from the chunk's own seed, derived
+  from (run seed, suite, first problem), inside a forked RNG.
+* vLLM (``calls = "suite"``): one call per suite with every pending chunk of this process, so vLLM's scheduler sees
+  the whole suite (a call per chunk would wait for each chunk's longest sample). Every sample is its own request with
+  its own seed, derived from (run seed, suite, problem, sample index): sample j of one problem never shares noise
+  with sample j of another, and no sample depends on which others are in the call.
+
+Either way a sample does not depend on which chunks ran before it: the in-training evaluation, the
 ``python -m igrpo.eval`` job (``igrpo.job.eval_job``) and a job resumed after a kill all give the same numbers for
-the same weights, and an evaluation never shifts the training run's random stream.
+the same weights and backend, and an evaluation never shifts the training run's random stream. A kill loses the
+call in flight: a chunk for HF, the rest of a suite for vLLM.
 
 Every evaluation's per-problem scores (fraction of a problem's k samples correct, in problem order, with the
 problem ids) ride on its sample rows as ``per_problem``; ``log_per_problem`` writes them to the run as
@@ -75,8 +85,21 @@ class Chunk:
 
     def seed(self, run_seed: int) -> int:
         """The chunk's own sampling seed: stable across processes, Python versions and resumes."""
-        digest = hashlib.sha256(f"{run_seed}:{self.suite}:{self.start}".encode()).digest()
-        return int.from_bytes(digest[:8], "big") % (2**63)
+        return _stable_seed(f"{run_seed}:{self.suite}:{self.start}")
+
+    def sample_seeds(self, run_seed: int) -> list[list[int]]:
+        """One seed per sample of each of the chunk's problems (backends that seed every request)."""
+        return [[sample_seed(run_seed, self.suite, index, j) for j in range(self.k)]
+                for index in range(self.start, self.end)]
+
+
+def _stable_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") % (2**63)
+
+
+def sample_seed(run_seed: int, suite: str, index: int, sample: int) -> int:
+    """Sample ``sample`` of problem ``index``'s own seed (vLLM's per-request seed)."""
+    return _stable_seed(f"{run_seed}:{suite}:{index}:{sample}") % (2**31)
 
 
 def plan_chunks(task: TaskData, eval_cfg, names: list[str]) -> list[Chunk]:
@@ -131,6 +154,7 @@ class EvalOutcome:
     records: dict[str, list[dict]]  # suite -> one record per problem
     reused: int = 0  # problems whose graded samples came from the store (a resumed job)
     generated: int = 0  # problems generated and graded now
+    calls: int = 0  # generate calls made now (one per chunk with HF, one per suite with vLLM)
 
 
 def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | None = None,
@@ -146,6 +170,7 @@ def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | 
     names = list(task.eval_suites) if names is None else names
     records: dict[str, list[dict]] = {suite: [] for suite in names}
     outcome = EvalOutcome(metrics={}, records=records)
+    pending = []
     for number, chunk in enumerate(plan_chunks(task, eval_cfg, names)):
         done = store.completed(chunk) if store is not None else None
         if done is not None:
@@ -156,19 +181,49 @@ def run_chunks(backend, task: TaskData, eval_cfg, seed: int, names: list[str] | 
             continue  # another rank's chunk
         if backend is None:
             raise RuntimeError(f"{chunk} is missing from the sample store after every rank finished")
-        prompts = [task.prompt(p) for p in task.eval_suites[chunk.suite][chunk.start:chunk.end]]
-        samples = backend.sample(prompts, chunk.k, eval_cfg, chunk.seed(seed))
-        greedy = backend.greedy(prompts, eval_cfg) if eval_cfg.greedy else None
-        graded = grade_chunk(chunk, task, samples, greedy, grade, backend.count_tokens)
-        if store is not None:
-            store.write(chunk, graded)
-        records[chunk.suite].extend(graded)
-        outcome.generated += len(graded)
+        pending.append(chunk)
+    for call in generation_calls(pending, getattr(backend, "calls", "chunk")):
+        outcome.calls += 1
+        for chunk, (samples, greedy) in zip(call, _generate(backend, call, task, eval_cfg, seed)):
+            graded = grade_chunk(chunk, task, samples, greedy, grade, backend.count_tokens)
+            if store is not None:
+                store.write(chunk, graded)
+            records[chunk.suite].extend(graded)
+            outcome.generated += len(graded)
     if processes == 1:
         outcome.metrics = metrics_from_records(records, eval_cfg, names)
     return outcome
 
 
+
+def generation_calls(chunks: list[Chunk], calls: str) -> list[list[Chunk]]:
+    """The pending chunks grouped into generate calls: one per chunk (``calls="chunk"``), or one per suite with all
+    of that suite's pending chunks (``"suite"``), in order."""
+    if calls == "chunk":
+        return [[chunk] for chunk in chunks]
+    groups: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        groups.setdefault(chunk.suite, []).append(chunk)
+    return list(groups.values())
+
+
+def _generate(backend, call: list[Chunk], task: TaskData, eval_cfg, seed: int) -> list[tuple[list, list | None]]:
+    """(samples per problem, greedy completions or None) for each chunk of one generate call."""
+    prompts = [[task.prompt(p) for p in task.eval_suites[c.suite][c.start:c.end]] for c in call]
+    if getattr(backend, "calls", "chunk") == "chunk":
+        (chunk,), (chunk_prompts,) = call, prompts
+        samples = backend.sample(chunk_prompts, chunk.k, eval_cfg, chunk.seed(seed))
+        return [(samples, backend.greedy(chunk_prompts, eval_cfg) if eval_cfg.greedy else None)]
+    flat = [prompt for chunk_prompts in prompts for prompt in chunk_prompts]
+    seeds = [seeds for chunk in call for seeds in chunk.sample_seeds(seed)]
+    samples = backend.sample_seeded(flat, seeds, eval_cfg)
+    greedy = backend.greedy(flat, eval_cfg) if eval_cfg.greedy else None
+    out, start = [], 0
+    for chunk in call:
+        end = start + chunk.end - chunk.start
+        out.append((samples[start:end], greedy[start:end] if greedy is not None else None))
+        start = end
+    return out
 
 
 def per_problem_scores(records: dict[str, list[dict]]) -> dict:

