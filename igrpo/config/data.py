@@ -12,6 +12,7 @@ from igrpo.errors import ConfigError, choice_error
 from igrpo.rewards import VERIFIERS
 
 EVAL_MODES = ("inline", "job")
+EVAL_PROCESSES = ("auto", "same", "own")  # where eval.mode=job evaluates inside training
 _SUITE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
@@ -169,6 +170,10 @@ class Eval:
     # where a training run evaluates at its end: inline (in the training process) | job (the resumable
     # `python -m igrpo.eval` path on the saved final model, igrpo/job/eval_job.py)
     mode: str = choice(*EVAL_MODES)
+    # eval.mode=job inside training: where its evaluations run. same: in the training process; own: a process of
+    # its own per training process (the GPU memory it needs is free there); auto: own on CUDA or with
+    # generation=vllm, else same (igrpo/job/eval_phase.py). It never changes the numbers.
+    process: str = choice(*EVAL_PROCESSES, neutral="auto")
     store_root: str = MISSING  # eval jobs keep each suite's graded samples here (JSONL), so a relaunch resumes
     # `python -m igrpo.eval` only: what to evaluate and where to log it
     checkpoint: str | None = MISSING  # model directory or hub id; None = the run's saved model, else model.path

@@ -30,11 +30,11 @@ from pathlib import Path
 from igrpo.errors import ConfigError
 from igrpo.eval.backends import HFBackend, VLLMBackend
 from igrpo.eval.store import SampleStore
-from igrpo.eval.suites import EvalOutcome, per_sample_table, plan_chunks, run_chunks, sample_rows
+from igrpo.eval.suites import EvalOutcome, per_sample_table, run_chunks, sample_rows
 from igrpo.tracking.names import EVAL_JOB_SAMPLES
 
 # eval fields that say where and how to run, not what the numbers are: left out of the store key
-BOOKKEEPING = ("mode", "store_root", "checkpoint", "run_id", "step", "refine")
+BOOKKEEPING = ("mode", "process", "store_root", "checkpoint", "run_id", "step", "refine")
 
 
 def store_key(cfg, model_ref: str) -> str:
@@ -50,22 +50,34 @@ def store_key(cfg, model_ref: str) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def make_backend(cfg, model_dir: str):
-    """HF generate (``generation=hf``) or one vLLM engine (``generation=vllm``, unverified here) over the model.
-    With several processes on GPUs each rank's model goes to its own GPU (``LOCAL_RANK``)."""
+def make_backend(cfg, model_dir: str, task=None):
+    """HF generate (``generation=hf``) or one vLLM engine (``generation=vllm``) over the model, after checking that
+    ``eval.max_new_tokens`` fits the model's context (with ``task``: plus its longest prompt). With several processes
+    on GPUs each rank's HF model goes to its own GPU (``LOCAL_RANK``)."""
     import os
 
+    from igrpo.eval.context import check_eval_context, longest_prompt_tokens, model_context
     from igrpo.training.distributed import world_size
     from igrpo.models.loading import load_policy
 
-    if cfg.generation.name == "vllm":  # pragma: no cover  (needs vLLM and a GPU)
+    context = model_context(model_dir)
+    check_eval_context(int(cfg.eval.max_new_tokens), context, f"the model ({model_dir})")  # before any load
+    if cfg.generation.name == "vllm":
         from transformers import AutoTokenizer
 
-        return VLLMBackend(model_dir, AutoTokenizer.from_pretrained(model_dir), cfg.generation, cfg.model.dtype)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        prompt = longest_prompt_tokens(task, tokenizer) if task is not None else 0
+        check_eval_context(int(cfg.eval.max_new_tokens), context, f"the model ({model_dir})", prompt)
+        need = prompt + int(cfg.eval.max_new_tokens)
+        return VLLMBackend(model_dir, tokenizer, cfg.generation, cfg.model.dtype, cfg.device,
+                           max_model_len=min(need, context) if context else need)
     device = cfg.device
     if device == "cuda" and world_size() > 1:
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     model, tokenizer = load_policy(model_dir, cfg.model.dtype, device, cfg.model.get("attn_implementation"))
+    if task is not None:
+        check_eval_context(int(cfg.eval.max_new_tokens), context, f"the model ({model_dir})",
+                           longest_prompt_tokens(task, tokenizer))
     return HFBackend(model, tokenizer)
 
 
@@ -74,45 +86,40 @@ def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None,
     """Every suite of the task, resumably through the store in ``store_dir``; prints the resume counter.
 
     Under ``accelerate launch`` (several processes) every rank generates its share of the chunks into its own
-    file; after a barrier each rank reads the merged store, so every rank returns the same outcome (counters
-    summed over ranks). ``sharded=False``: this process alone evaluates everything (training's hand-off, where
-    the other ranks have finished)."""
-    from igrpo.training.distributed import gather_objects, process_index, wait_for_everyone, world_size
+    file, waits on the store for the others and returns the merged outcome (``igrpo.job.eval_phase``), counters
+    summed over ranks. ``sharded=False``: this process alone evaluates everything."""
+    from igrpo.job.eval_phase import evaluate_in_training
+    from igrpo.training.distributed import world_size
 
-    rank, processes = (process_index(), world_size()) if sharded else (0, 1)
-    store = SampleStore(store_dir, writer=f"rank{rank}" if processes > 1 else None)
-    if processes > 1:  # every rank reads what is on disk before any rank writes, so all count the same reuse
-        for chunk in plan_chunks(task, cfg.eval, list(task.eval_suites)):
-            store.completed(chunk)
-        wait_for_everyone()
-    outcome = run_chunks(backend or make_backend(cfg, model_dir), task, cfg.eval, cfg.seed, store=store,
-                         shard=(rank, processes))
-    if processes > 1:
-        counts = gather_objects((outcome.reused, outcome.generated))
-        wait_for_everyone()
-        outcome = run_chunks(None, task, cfg.eval, cfg.seed, store=SampleStore(store_dir))
-        # every rank saw the same chunks on disk at the start: count them once
-        outcome.reused, outcome.generated = counts[0][0], sum(generated for _, generated in counts)
+    if sharded and world_size() > 1:
+        return evaluate_in_training(cfg, model_dir, task, store_dir, backend=backend)
+    store = SampleStore(store_dir)
+    outcome = run_chunks(backend or make_backend(cfg, model_dir, task), task, cfg.eval, cfg.seed, store=store)
     print(f"eval job: {outcome.reused} problems already graded (reused), {outcome.generated} generated "
           f"(store {store_dir})", flush=True)
     return outcome
 
 
+def _counters(outcome: EvalOutcome) -> dict[str, int]:
+    """The job's counters as metrics: problems reused from the store and generated now, generate calls made."""
+    return {"eval_job/reused_problems": outcome.reused, "eval_job/generated_problems": outcome.generated,
+            "eval_job/generate_calls": outcome.calls}
+
+
 def _log_outcome(log, outcome: EvalOutcome, step: int, seconds: float) -> None:
-    log.metrics({**outcome.metrics, "eval_job/reused_problems": outcome.reused,
-                 "eval_job/generated_problems": outcome.generated, "eval_job/seconds": seconds}, step=step)
+    log.metrics({**outcome.metrics, **_counters(outcome), "eval_job/seconds": seconds}, step=step)
     log.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=step))
 
 
 def evaluate_saved_model(cfg, model_dir: Path, task, mlrun) -> tuple[dict, list[dict]]:
     """``eval.mode=job`` at the end of training: evaluate the saved final policy (``model_dir``, saved once by every
-    process: igrpo.training.final_policy) from disk through the job's resumable store (keyed by the run), log the
-    per-sample table; the caller logs the metrics."""
+    process: igrpo.training.final_policy) from disk through the job's resumable store (keyed by the run), every
+    process taking its share (igrpo.job.eval_phase); log the per-sample table; the caller logs the metrics."""
+    from igrpo.job.eval_phase import evaluate_in_training, final_store_dir
+
     start = time.perf_counter()
-    outcome = evaluate_model_dir(cfg, str(model_dir), task, Path(cfg.eval.store_root) / f"run-{mlrun.run_id}",
-                                 sharded=False)
-    mlrun.metrics({"eval_job/reused_problems": outcome.reused, "eval_job/generated_problems": outcome.generated,
-                   "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
+    outcome = evaluate_in_training(cfg, str(model_dir), task, final_store_dir(cfg, mlrun.run_id))
+    mlrun.metrics({**_counters(outcome), "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
     mlrun.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=cfg.train.steps))
     return outcome.metrics, sample_rows(outcome.records, task)
 
@@ -141,13 +148,15 @@ def _model_to_evaluate(cfg, tracking_uri: str, run_id: str | None) -> tuple[str,
     return path, cfg.model.get("path") or path
 
 
-def _loaded_backend(cfg, model_dir: str, model_ref: str):
+def _loaded_backend(cfg, model_dir: str, model_ref: str, task):
     """``make_backend``, with a model that transformers cannot load (a damaged file, an unknown architecture)
     reported in one line: validation checked the files are there, not what is in them."""
     from safetensors import SafetensorError
 
     try:
-        return make_backend(cfg, model_dir)
+        return make_backend(cfg, model_dir, task)
+    except ConfigError:
+        raise
     except (OSError, ValueError, SafetensorError) as err:
         detail = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise ConfigError(f"the model to evaluate ({model_ref}) could not be loaded: {detail}") from None
@@ -166,9 +175,16 @@ def run_eval_job(cfg) -> dict[str, float]:
     from igrpo.config.validate import validate_for_eval
 
     validate_for_eval(cfg)
-    if world_size() > 1 and cfg.generation.name == "vllm":
-        raise ConfigError("generation=vllm evaluates in one process (one engine, tensor parallel over "
-                          "generation.tensor_parallel_size GPUs): run python -m igrpo.eval without accelerate launch")
+    if cfg.device == "cuda" and cfg.generation.name == "hf":  # HF's unpaged cache at eval.max_new_tokens
+        import torch
+
+        from igrpo.plan.setup import check_eval_fits
+
+        check_eval_fits(cfg, torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
+    if world_size() > 1 and cfg.generation.name == "vllm" and int(cfg.generation.tensor_parallel_size) > 1:
+        raise ConfigError(f"generation.tensor_parallel_size={cfg.generation.tensor_parallel_size}: one vLLM engine "
+                          "spans that many GPUs, so run python -m igrpo.eval in one process (without accelerate "
+                          "launch), or set generation.tensor_parallel_size=1 to shard over the processes")
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     from igrpo.job.builds import resolve_model_dir
 
@@ -184,11 +200,16 @@ def run_eval_job(cfg) -> dict[str, float]:
     model_dir, model_ref = _model_to_evaluate(cfg, tracking_uri, run_id)
     if main:
         wait_for_everyone()
+    from igrpo.eval.context import check_eval_context, model_context
+
+    check_eval_context(int(cfg.eval.max_new_tokens), model_context(model_dir), f"the model ({model_ref})")
     store_dir = Path(cfg.eval.store_root) / store_key(cfg, model_ref)
     start = time.perf_counter()
     if not main:  # a worker rank: its share of the chunks; the main process logs
         return evaluate_model_dir(cfg, model_dir, task, store_dir).metrics
-    backend = _loaded_backend(cfg, model_dir, model_ref)  # a model that does not load opens no MLflow run
+    backend = None  # several vLLM processes: each rank's engine starts in a process of its own, on its own GPU
+    if not (world_size() > 1 and cfg.generation.name == "vllm"):
+        backend = _loaded_backend(cfg, model_dir, model_ref, task)  # a model that does not load opens no MLflow run
     if target is not None:
         outcome = evaluate_model_dir(cfg, model_dir, task, store_dir, backend=backend)
         _log_outcome(target, outcome, step, time.perf_counter() - start)

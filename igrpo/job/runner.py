@@ -28,9 +28,17 @@ from igrpo.training.checkpoints import (
 from igrpo.config import to_container
 from igrpo.job.identity import config_hash, default_run_name
 from igrpo.training.distributed import init_processes, is_main_process, process_index, wait_for_everyone, world_size
+from igrpo.eval.context import check_eval_context, model_context
 from igrpo.eval.suites import log_per_problem
-from igrpo.eval.refine import refine_metrics
-from igrpo.eval.suites import evaluate_suites
+from igrpo.eval.refine import refine_eval_enabled, refine_metrics
+from igrpo.eval.suites import evaluate_suites, sample_rows
+from igrpo.job.eval_phase import (
+    base_store_dir,
+    evaluate_in_training,
+    final_store_dir,
+    in_own_process,
+    release_training_memory,
+)
 from igrpo.models.loading import load_policy
 from igrpo.tasks import load_task
 from igrpo.tracking.callback import MlflowMetricsCallback
@@ -89,9 +97,10 @@ def run(cfg) -> RunResult:
     validate(cfg)
     check_in_memory_eval(cfg)  # this launch's sharding against the evaluation's mode
     if cfg.device == "cuda":  # the memory plan (python -m igrpo.plan): one line if it cannot fit, before any load
-        from igrpo.plan.setup import check_run_fits
+        from igrpo.plan.setup import check_eval_fits, check_run_fits
 
         check_run_fits(cfg)
+        check_eval_fits(cfg, torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory)
     seed_everything(cfg.seed)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     # data errors stop here, before writes (a package-shipped model is converted first: its tokenizer frames prompts)
@@ -102,6 +111,7 @@ def run(cfg) -> RunResult:
     if not main:
         wait_for_everyone()  # the main process builds first
     policy_path, build_info = resolve_policy_path(cfg, cfg.quiet or not main)
+    check_eval_context(int(cfg.eval.max_new_tokens), model_context(policy_path), f"the model ({policy_path})")
     judge = resolve_judge(cfg, cfg.quiet or not main)
     if main:
         wait_for_everyone()
@@ -146,7 +156,9 @@ def run(cfg) -> RunResult:
 def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri: str) -> RunResult:
     """A non-main process: train in step with the main process; no MLflow, no evaluation. Its collectives come in the
     main process's order: the shared plan, the policy's load (partitioned under ZeRO-3), training, the final save."""
-    shared = share_with_workers(None)  # the main process evaluates the base model meanwhile
+    if cfg.eval.mode == "job":  # its share of the base model's evaluation, as the main process does
+        evaluate_in_training(cfg, policy_path, task, base_store_dir(cfg, policy_path))
+    shared = share_with_workers(None)  # an inline base evaluation runs on the main process meanwhile
     checkpoint_dir = Path(shared["dir"]) if shared["dir"] else None
     trainer, recorder, _, _ = build_training(cfg, policy_path, task, output_dir, checkpoint_dir=checkpoint_dir,
                                              judge_backend=judge.backend if judge is not None else None)
@@ -154,8 +166,13 @@ def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri:
         trainer.add_callback(RankStateCallback(trainer, recorder))
         restore_worker(trainer, recorder, shared["resume_from"])
     train_from(trainer, shared["resume_from"])
-    save_final_policy(trainer, cfg, output_dir)  # a collective under ZeRO-3 / FSDP: every rank takes part
+    final_dir = save_final_policy(trainer, cfg, output_dir)  # a collective under ZeRO-3 / FSDP: every rank takes part
     _write_rank_rollouts(recorder, output_dir)
+    if cfg.eval.mode == "job":  # its share of the final evaluation
+        wait_for_everyone()  # the main process writes the save (under DDP no other rank waits for it)
+        if in_own_process(cfg):
+            release_training_memory(trainer)
+        evaluate_in_training(cfg, str(final_dir), task, Path(shared["final_store"]))
     return RunResult(run_id="", tracking_uri=tracking_uri, experiment=cfg.tracking.experiment,
                      objective=float("nan"), base_metrics={}, final_metrics={})
 
@@ -163,7 +180,17 @@ def _train_worker(cfg, task, policy_path, judge, output_dir: Path, tracking_uri:
 def _evaluate_base(cfg, policy_path: str, task, judge) -> tuple[dict, list]:
     """The base model's evaluation (step 0) on a copy loaded for inference in ``model.dtype``, freed before the
     trainable policy loads: that one may be loaded partitioned across the processes (ZeRO-3), which no process alone can
-    generate with, and in fp32 (igrpo.training.precision)."""
+    generate with, and in fp32 (igrpo.training.precision). ``eval.mode=job``: through the evaluation job's store and
+    backend, every process taking its share (igrpo.job.eval_phase)."""
+    if cfg.eval.mode == "job":
+        outcome = evaluate_in_training(cfg, policy_path, task, base_store_dir(cfg, policy_path))
+        metrics, rows = outcome.metrics, sample_rows(outcome.records, task)
+        if not (refine_eval_enabled(cfg) and not in_own_process(cfg)):
+            return metrics, rows  # the draft-conditioned diagnostic needs the model in this process
+        model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
+        metrics.update(refine_metrics(cfg, model, tokenizer, task, judge))
+        del model
+        return metrics, rows
     model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))
     metrics, rows = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
     metrics.update(refine_metrics(cfg, model, tokenizer, task, judge))  # variant=igrpo, eval.refine
@@ -206,13 +233,18 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
         mlrun.params({f"data/{k}": str(v) for k, v in task.extra.items()
                       if k in ("skipped_rows", "held_out_removed", "decontaminated")})
     base_metrics = resume.base_metrics() if resume is not None else {}
-    if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
+    # eval.mode=job: every process takes part in the base evaluation, so the main one does too (a resumed run's
+    # samples are in the store already)
+    if not base_metrics or cfg.eval.mode == "job":
         start = time.perf_counter()
-        base_metrics, base_rows = _evaluate_base(cfg, policy_path, task, judge)
-        mlrun.metrics({**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
-        log_per_problem(mlrun, base_rows, step=0)
+        metrics, base_rows = _evaluate_base(cfg, policy_path, task, judge)
+        if not base_metrics:  # a new run, or a resumed one killed before its base evaluation was logged
+            base_metrics = metrics
+            mlrun.metrics({**base_metrics, "perf/eval_seconds": time.perf_counter() - start}, step=0)
+            log_per_problem(mlrun, base_rows, step=0)
     resume_from = str(resume.checkpoint) if resume is not None and resume.checkpoint is not None else None
-    share_with_workers({"dir": str(ckpt.dir) if ckpt is not None else None, "resume_from": resume_from})
+    share_with_workers({"dir": str(ckpt.dir) if ckpt is not None else None, "resume_from": resume_from,
+                        "final_store": str(final_store_dir(cfg, mlrun.run_id))})
     policy = {}  # the trainable policy and its tokenizer, once built (below)
 
     def periodic_eval(step: int) -> dict:
@@ -244,6 +276,11 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     if cfg.eval.mode == "job":  # the resumable eval-job path on the saved final policy (igrpo.job.eval_job)
         from igrpo.job.eval_job import evaluate_saved_model
 
+        wait_for_everyone()  # every rank reads the save this process writes
+        if in_own_process(cfg):  # its process needs the memory training holds
+            policy.clear()
+            model = None
+            release_training_memory(trainer)
         final_metrics, samples = evaluate_saved_model(cfg, final_dir, task, mlrun)
     else:
         final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)

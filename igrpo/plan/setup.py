@@ -187,3 +187,30 @@ def check_run_fits(cfg, gpu_memory: float | None = None) -> None:
     plan = make_plan(inputs)
     if not plan.fits:
         raise ConfigError(f"{verdict(plan)} (python -m igrpo.plan shows the table; {PLAN_OFF_ENV}=off starts anyway)")
+
+
+def check_eval_fits(cfg, gpu_memory: float) -> None:
+    """An evaluation through HF ``generate`` on CUDA (``eval.mode=inline``, or ``generation=hf``), before anything
+    loads: one ConfigError line when the model's weights and the K/V cache of ``eval.batch_size`` sequences at full
+    length (the longest training prompt + ``eval.max_new_tokens``) exceed one GPU. transformers' cache is not paged:
+    every sequence of a batch holds its whole length until the batch's longest sample ends. vLLM pages it, in the
+    evaluation job. A model the plan cannot size is not checked."""
+    if cfg.eval.mode == "job" and cfg.generation.name == "vllm":
+        return
+    try:
+        arch = architecture_of(cfg.model)
+    except CannotPlan:
+        return
+    from igrpo.plan.arch import DTYPE_BYTES
+
+    b = DTYPE_BYTES.get(str(cfg.model.dtype), 4)
+    length = int(cfg.train.max_prompt_tokens or 0) + int(cfg.eval.max_new_tokens)
+    sequences = int(cfg.eval.batch_size)
+    cache = mem.hf_generation(arch, b, sequences, length)
+    need = arch.parameters() * b + cache.bytes
+    if need > gpu_memory:
+        fix = ("use eval.mode=job generation=vllm (the evaluation job pages the cache), or lower eval.batch_size "
+               "or eval.max_new_tokens")
+        raise ConfigError(f"eval.max_new_tokens={cfg.eval.max_new_tokens} cannot be served by HF generate: the "
+                          f"weights and the K/V cache ({cache.how}) need {need / mem.GIB:.0f} GiB, more than the "
+                          f"GPU's {gpu_memory / mem.GIB:.0f} GiB; {fix}")

@@ -107,8 +107,10 @@ class RankStateCallback(TrainerCallback):
 
 
 def share_with_workers(plan: dict | None) -> dict:
-    """The main process's {"dir", "resume_from"} on every rank (a collective: every rank calls it once)."""
-    return gather_objects(plan)[0] or {"dir": None, "resume_from": None}
+    """The main process's {"dir", "resume_from", "final_store"} on every rank (a collective: every rank calls it
+    once). ``final_store``: where ``eval.mode=job`` keeps the final evaluation's samples (keyed by the MLflow run,
+    which only the main process knows)."""
+    return gather_objects(plan)[0] or {"dir": None, "resume_from": None, "final_store": None}
 
 
 def train_from(trainer, resume_from: str | None) -> None:
