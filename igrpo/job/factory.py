@@ -20,6 +20,7 @@ from igrpo.rewards import build_reward_funcs
 from igrpo.tasks.base import TaskData
 from igrpo.training.seam import check_trl_seam
 from igrpo.training.trainer import RolloutRecorder
+from igrpo.training.vllm_sync import install_sync_log
 from igrpo.variants import variant_of
 
 
@@ -160,6 +161,9 @@ def build_training(cfg, policy_path: str, task: TaskData, output_dir: Path, call
     transformers holds that config by a weak reference, so the arguments are kept alive by the trainer they go to.
     The policy loads in fp32 where the optimizer would otherwise update half-precision weights
     (igrpo.training.precision)."""
+    from igrpo.training.vllm_engine import prepare_colocated_engine
+
+    prepare_colocated_engine(cfg, policy_path)  # vLLM's CPU build: what TRL's colocated engine needs from us
     args = build_grpo_args(cfg, checkpoint_dir or output_dir)
     model, tokenizer = load_policy(policy_path, weights_dtype(cfg.model.dtype), cfg.device,
                                    cfg.model.get("attn_implementation"), partitioned=True)
@@ -198,6 +202,8 @@ def make_trainer(cfg, model, tokenizer, task: TaskData, output_dir: Path, callba
                   entropy_schedule=cfg.entropy, generated_per_prompt=variant.generated_per_prompt(cfg),
                   max_resample_rounds=cfg.algo.max_resample_rounds if cfg.algo.dynamic_sampling else None)
     trainer = variant.make_trainer(cfg, task, tokenizer, common)
+    # generation=vllm: its syncs and generations recorded (logged as vllm_sync.json); the CPU build's sync
+    trainer.vllm_sync_log = install_sync_log(trainer, cfg.device, stops)
     # Metrics go to MLflow; the terminal gets a progress bar, not a dict per step.
     trainer.prompts_over_cap = over_cap  # training problems left out by the prompt cap
     trainer.remove_callback(PrinterCallback)

@@ -269,6 +269,8 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
     train_start = time.perf_counter()
     train_from(trainer, resume_from)
     train_seconds = time.perf_counter() - train_start
+    if getattr(trainer, "vllm_sync_log", None) is not None:  # generation=vllm: when weights synced, when it sampled
+        mlrun.json(trainer.vllm_sync_log.as_json(), "vllm_sync.json")
     final_dir = save_final_policy(trainer, cfg, output_dir)  # once, on every rank; the eval job and log_model read it
     _write_rank_rollouts(recorder, output_dir)
 

@@ -111,3 +111,31 @@ def offline_engine(model_dir: str, generation_cfg, dtype: str, device: str, max_
                 "tensor_parallel_size": int(generation_cfg.tensor_parallel_size)}
     with engine_environment(device):
         return LLM(model=model_dir, dtype=dtype, max_model_len=int(max_model_len), seed=0, **args)
+
+
+CPU_COLOCATED_KV_GIB = 1  # TRL's colocated engine on CPU: its K/V cache (GiB, vLLM's VLLM_CPU_KVCACHE_SPACE)
+SINGLE_PROCESS_ENV = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+
+
+def prepare_colocated_engine(cfg, model_dir: str) -> None:
+    """Before TRL builds its colocated engine (``generation=vllm vllm_mode=colocate``) on CPU. TRL constructs the
+    ``LLM`` itself, so what the CPU build needs goes through the environment: the K/V cache size
+    (``VLLM_CPU_KVCACHE_SPACE``, GiB; else vLLM takes ``gpu_memory_utilization`` of the machine's RAM), and, in a
+    single process, the distributed variables TRL's colocated engine (vLLM's ``external_launcher``) joins a process
+    group with. The head size is checked first (``check_cpu_head_size``). Nothing on CUDA."""
+    if cfg.device != "cpu" or cfg.generation.name != "vllm":
+        return
+    check_cpu_head_size(model_dir)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(CPU_COLOCATED_KV_GIB))
+    if "WORLD_SIZE" not in os.environ:
+        for name, value in SINGLE_PROCESS_ENV.items():
+            os.environ.setdefault(name, value)
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
