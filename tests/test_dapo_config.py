@@ -17,6 +17,7 @@ from tests.helpers import compose_config
 
 NEW_ALGO = ("dynamic_sampling", "max_resample_rounds", "overlong_shaping", "overlong_buffer", "overlong_penalty")
 NEW_IGRPO = ("draft_budget", "draft_probe", "max_drafts_per_prompt", "draft_history")
+NEW_EVAL = ("process",)  # eval.process (issue #25): where eval.mode=job evaluates; at auto it stays out of the hash
 
 
 def _hash_without_new_fields(cfg) -> str:
@@ -29,6 +30,8 @@ def _hash_without_new_fields(cfg) -> str:
         resolved["algo"].pop(key)
     for key in NEW_IGRPO:
         resolved["variant"].pop(key, None)
+    for key in NEW_EVAL:
+        resolved["eval"].pop(key)
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

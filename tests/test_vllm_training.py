@@ -46,8 +46,18 @@ def _run(tmp_path: Path) -> tuple[dict, dict[str, dict[int, float]]]:
 @vllm_installed
 @pytest.mark.parametrize("variant", ["grpo", "igrpo"])
 def test_training_through_the_cpu_engine_syncs_once_per_step_before_sampling(tmp_path, model_cache, variant):
-    done = run_cli(_overrides(model_cache, tmp_path, variant), cwd=tmp_path)
+    # iGRPO also evaluates through the job (eval.mode=job): with generation=vllm each evaluation, step 0 and final,
+    # runs its own vLLM engine in a process of its own (eval.process=auto), never a second engine beside TRL's
+    job = ["eval.mode=job", f"eval.store_root={tmp_path / 'store'}", "eval.refine=false"] if variant == "igrpo" else []
+    done = run_cli([*_overrides(model_cache, tmp_path, variant), *job], cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
+    if job:
+        lines = [line for line in done.stdout.splitlines() if line.startswith("eval job:")]
+        assert len(lines) == 2 and all("10 generated" in line for line in lines), lines
+        client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        calls = {m.step: m.value for m in client.get_metric_history(run.info.run_id, "eval_job/generate_calls")}
+        assert calls == {0: 1.0, STEPS: 1.0}  # base and final: one vLLM call each for the one suite
     log, history = _run(tmp_path)
     assert sync_problems(log) == []
     syncs = [e["step"] for e in log["events"] if e["event"] == "sync"]

@@ -32,6 +32,9 @@ def main(cfg: DictConfig) -> float:
     with job_errors():
         from igrpo.config.validate import validate_for_eval
 
+        from igrpo.training.vllm_engine import keep_vllm_out_unless_used
+
+        keep_vllm_out_unless_used(cfg)  # generation=hf: TRL does not import vLLM (faster start)
         validate_for_eval(cfg)  # before importing torch and the eval stack: a mistake costs a second or two
         from igrpo.job.threads import apply_cpu_threads
 

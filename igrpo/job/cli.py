@@ -107,7 +107,9 @@ def run_job(cfg) -> float | list[float]:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     with job_errors():
         from igrpo.config.validate import validate
+        from igrpo.training.vllm_engine import keep_vllm_out_unless_used
 
+        keep_vllm_out_unless_used(cfg)  # generation=hf: TRL does not import vLLM (faster start)
         validate(cfg)  # before importing the trainer stack: a config mistake costs ~2 s, not ~10
         from igrpo.job.threads import apply_cpu_threads
 

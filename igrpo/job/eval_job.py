@@ -100,14 +100,14 @@ def evaluate_model_dir(cfg, model_dir: str, task, store_dir: Path, backend=None,
     return outcome
 
 
-def _counters(outcome: EvalOutcome) -> dict[str, int]:
+def job_counters(outcome: EvalOutcome) -> dict[str, int]:
     """The job's counters as metrics: problems reused from the store and generated now, generate calls made."""
     return {"eval_job/reused_problems": outcome.reused, "eval_job/generated_problems": outcome.generated,
             "eval_job/generate_calls": outcome.calls}
 
 
 def _log_outcome(log, outcome: EvalOutcome, step: int, seconds: float) -> None:
-    log.metrics({**outcome.metrics, **_counters(outcome), "eval_job/seconds": seconds}, step=step)
+    log.metrics({**outcome.metrics, **job_counters(outcome), "eval_job/seconds": seconds}, step=step)
     log.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=step))
 
 
@@ -119,7 +119,7 @@ def evaluate_saved_model(cfg, model_dir: Path, task, mlrun) -> tuple[dict, list[
 
     start = time.perf_counter()
     outcome = evaluate_in_training(cfg, str(model_dir), task, final_store_dir(cfg, mlrun.run_id))
-    mlrun.metrics({**_counters(outcome), "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
+    mlrun.metrics({**job_counters(outcome), "eval_job/seconds": time.perf_counter() - start}, step=cfg.train.steps)
     mlrun.table(per_sample_table(outcome.records), EVAL_JOB_SAMPLES.format(step=cfg.train.steps))
     return outcome.metrics, sample_rows(outcome.records, task)
 

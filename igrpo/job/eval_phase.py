@@ -184,8 +184,11 @@ def main(spec_path: str) -> int:
     from igrpo.job.threads import apply_cpu_threads
     from igrpo.tasks import load_task
 
+    from igrpo.training.vllm_engine import keep_vllm_out_unless_used
+
     spec = json.loads(Path(spec_path).read_text())
     cfg = OmegaConf.load(spec["config"])
+    keep_vllm_out_unless_used(cfg, argv=[])
     apply_cpu_threads(cfg)
     task = load_task(cfg.task, cfg.seed, model_cfg=cfg.model, eval_cfg=cfg.eval,
                      model_dir=resolve_model_dir(cfg, quiet=True))

@@ -183,8 +183,10 @@ def _evaluate_base(cfg, policy_path: str, task, judge) -> tuple[dict, list]:
     generate with, and in fp32 (igrpo.training.precision). ``eval.mode=job``: through the evaluation job's store and
     backend, every process taking its share (igrpo.job.eval_phase)."""
     if cfg.eval.mode == "job":
+        from igrpo.job.eval_job import job_counters
+
         outcome = evaluate_in_training(cfg, policy_path, task, base_store_dir(cfg, policy_path))
-        metrics, rows = outcome.metrics, sample_rows(outcome.records, task)
+        metrics, rows = {**outcome.metrics, **job_counters(outcome)}, sample_rows(outcome.records, task)
         if not (refine_eval_enabled(cfg) and not in_own_process(cfg)):
             return metrics, rows  # the draft-conditioned diagnostic needs the model in this process
         model, tokenizer = load_policy(policy_path, cfg.model.dtype, cfg.device, cfg.model.get("attn_implementation"))

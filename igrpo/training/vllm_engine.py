@@ -11,8 +11,12 @@ What the CPU build needs, and why (each handled here, none by patching vLLM):
   cores and buys nothing for a test-sized run.
 * **Its own thread placement.** vLLM's CPU build binds its worker's OpenMP threads to cores itself, but only when
   ``OMP_NUM_THREADS`` is not set; the project's thread sharing (``igrpo.job.threads``) exports it, and with it the
-  engine ran about 20x slower (docs/measurements.md). The engine's processes are started without the thread
-  variables (``engine_environment``).
+  engine ran about 20x slower (docs/measurements.md). The engine starts without the thread variables
+  (``engine_environment``).
+* **In this process.** The evaluation job's engine runs in the calling process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``):
+  it started in 1.4 s instead of 15.6 s (no engine and worker processes to spawn), and the caller needs no
+  ``__main__`` guard. vLLM's worker then sets this process's torch threads and seeds its global RNG: harmless in the
+  evaluation's own process, which is where training's evaluations run with vLLM (``eval.process=auto``).
 * **Head sizes.** vLLM's CPU attention serves only some head sizes (its ``CPUAttentionBackend`` lists them) and
   fails at the first forward pass on any other; ``check_cpu_head_size`` refuses such a model in one line before the
   engine starts (the smoke-size tiny model's 16 is one: use generation=hf with it).
@@ -82,15 +86,25 @@ def gpu_share(wanted: float) -> float:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+IN_PROCESS = "VLLM_ENABLE_V1_MULTIPROCESSING"
+
+
 @contextmanager
 def engine_environment(device: str):
-    """While a vLLM engine starts on CPU (its processes are spawned then, inheriting the environment): no thread
-    variables, so vLLM places its threads itself. Restored afterwards."""
-    saved = {name: os.environ.pop(name) for name in THREAD_VARIABLES if device == "cpu" and name in os.environ}
+    """While a vLLM engine starts on CPU: the engine in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, unless set),
+    and no thread variables, so vLLM places its threads itself. Restored afterwards."""
+    if device != "cpu":
+        yield
+        return
+    saved = {name: os.environ.pop(name) for name in THREAD_VARIABLES if name in os.environ}
+    added = IN_PROCESS not in os.environ
+    os.environ.setdefault(IN_PROCESS, "0")
     try:
         yield
     finally:
         os.environ.update(saved)
+        if added:
+            os.environ.pop(IN_PROCESS, None)
 
 
 def offline_engine(model_dir: str, generation_cfg, dtype: str, device: str, max_model_len: int):
@@ -139,3 +153,24 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def keep_vllm_out_unless_used(cfg, argv: list[str] | None = None) -> None:
+    """A process that does not generate with vLLM never imports it: TRL imports vLLM whenever it is installed (about
+    3.5 s more per process start here, measured), so with ``generation=hf`` the name is marked absent in this
+    process (``sys.modules["vllm"] = None``, Python's own way of making an import fail) before TRL is imported.
+    Left alone when TRL is already imported or when the command line names vLLM (a sweep over ``generation`` runs
+    its jobs in one process). One line when a later job of such a process asks for vLLM."""
+    import sys
+
+    from igrpo.errors import ConfigError
+
+    argv = sys.argv[1:] if argv is None else argv
+    if cfg.generation.name == "vllm":
+        if "vllm" in sys.modules and sys.modules["vllm"] is None:
+            raise ConfigError("generation=vllm in a process whose earlier job ran without vLLM (it was kept out "
+                              "there): run the vLLM jobs in a command of their own")
+        return
+    if "trl" in sys.modules or any("vllm" in arg for arg in argv):
+        return
+    sys.modules.setdefault("vllm", None)
