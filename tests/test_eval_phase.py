@@ -36,6 +36,7 @@ def test_step_zero_and_final_evaluations_run_through_the_job_in_their_own_proces
                       f"output_dir={tmp_path / 'inline'}"], cwd=tmp_path)
     assert inline.returncode == 0, inline.stderr[-3000:]
     store = tmp_path / "eval_store"
+    # eval.process=own: each evaluation in a process of its own (what CUDA and vLLM runs get by default)
     job = [*common, f"tracking.uri=sqlite:///{tmp_path / 'job.db'}", "eval.mode=job", "eval.process=own",
            f"eval.store_root={store}"]
     first = run_cli([*job, f"output_dir={tmp_path / 'job1'}"], cwd=tmp_path)
@@ -53,7 +54,8 @@ def test_step_zero_and_final_evaluations_run_through_the_job_in_their_own_proces
     lines = [line for line in first.stdout.splitlines() if line.startswith("eval job:")]
     assert len(lines) == 2 and all("0 problems already graded (reused)" in line for line in lines)
     # a second run on the same base model and evaluation reuses the step-0 samples (a sweep evaluates its base once)
-    second = run_cli([*job, f"output_dir={tmp_path / 'job2'}", "variant=igrpo", "eval.refine=false"], cwd=tmp_path)
+    second = run_cli([*job, f"output_dir={tmp_path / 'job2'}", "variant=igrpo", "eval.refine=false",
+                      "eval.process=same"], cwd=tmp_path)  # in the training process: it never changes the store key
     assert second.returncode == 0, second.stderr[-3000:]
     lines = [line for line in second.stdout.splitlines() if line.startswith("eval job:")]
     assert " 0 generated" in lines[0] and "(reused), 0 generated" in lines[0]
