@@ -7,7 +7,8 @@
 #
 #   bash experiments/gpu_smoke.sh fetch    # on a machine with PyPI: the wheels a bare GPU image lacks, into .whl/
 #   bash experiments/gpu_smoke.sh          # on the GPU machine (installs .whl/ into /tmp/site when trl is missing)
-#   DEVICE=cpu DTYPE=float32 HIDDEN=64 bash experiments/gpu_smoke.sh    # rehearse the same checks on a CPU machine
+#   bash experiments/gpu_smoke.sh --cpu-rehearsal    # the same checks on a CPU machine (DEVICE=cpu DTYPE=float32 HIDDEN=64;
+#                                                    # tests/test_gpu_smoke_rehearsal.py runs it)
 #
 # The GPU image (DESIGN.md "The GPU machine") has torch, transformers 5.17, accelerate, pandas, pyarrow, sympy but no
 # trl, datasets, hydra-core, omegaconf, mlflow, math-verify or vllm, and no network. The check drives the project's
@@ -18,6 +19,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 WHEELS=.whl
+
+if [ "${1:-}" = "--cpu-rehearsal" ]; then
+  export DEVICE=${DEVICE:-cpu} DTYPE=${DTYPE:-float32} HIDDEN=${HIDDEN:-64}
+  shift
+fi
 
 if [ "${1:-}" = "fetch" ]; then
   # Pure-Python wheels for the GPU image's Python 3.12, versions as the project pins or uses them.
