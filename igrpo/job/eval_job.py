@@ -163,7 +163,16 @@ def _loaded_backend(cfg, model_dir: str, model_ref: str, task):
 
 
 def run_eval_job(cfg) -> dict[str, float]:
-    """The whole ``python -m igrpo.eval`` job; returns the metrics it logged."""
+    """The whole ``python -m igrpo.eval`` job; returns the metrics it logged. With several processes every rank
+    leaves together, after the main one has logged (``finish_processes``)."""
+    from igrpo.training.distributed import finish_processes
+
+    metrics = _evaluate_and_log(cfg)
+    finish_processes()
+    return metrics
+
+
+def _evaluate_and_log(cfg) -> dict[str, float]:
     from igrpo.config import to_container
     from igrpo.tasks import load_task
     from igrpo.tracking.evals import PHASE_EVAL, TAG_EVAL_CHECKPOINT, existing_run, run_status

@@ -86,3 +86,15 @@ def mean_across_processes(value: float, weight: float = 1.0) -> float:
 def max_across_processes(value: float) -> float:
     """The largest of every rank's value (e.g. the longest Stage-2 prompt of the step)."""
     return max(gather_objects(value))
+
+
+def finish_processes() -> None:
+    """Several processes, at the end of a job: a last barrier, then the process group closed on every rank, so no rank
+    exits (tearing down its side of the group) while another still uses it. Without it a worker that left early
+    aborted once at exit ("terminate called without an active exception", the two-process evaluation job)."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
