@@ -61,11 +61,11 @@ def install_sync_log(trainer, device: str, training_stop_ids: list[int]) -> Sync
     log = SyncLog(max_model_len=getattr(engine, "max_model_length", None),
                   stop_token_ids=[int(i) for i in engine.generation_kwargs.get("stop_token_ids", [])],
                   training_stop_ids=[int(i) for i in training_stop_ids])
-    tokens_sync = engine.sync_weights if device != "cpu" else (lambda: _reload_weights(engine))
+    sync = engine.sync_weights if device != "cpu" else (lambda: _reload_weights(engine))
     generate = engine.generate
 
     def sync_weights():
-        tokens_sync()
+        sync()
         log.events.append({"event": "sync", "step": int(trainer.state.global_step)})
 
     def generate_recorded(prompts, *args, **kwargs):
