@@ -54,12 +54,16 @@ def test_step_zero_and_final_evaluations_run_through_the_job_in_their_own_proces
     lines = [line for line in first.stdout.splitlines() if line.startswith("eval job:")]
     assert len(lines) == 2 and all("0 problems already graded (reused)" in line for line in lines)
     # a second run on the same base model and evaluation reuses the step-0 samples (a sweep evaluates its base once)
-    second = run_cli([*job, f"output_dir={tmp_path / 'job2'}", "variant=igrpo", "eval.refine=false",
-                      "eval.process=same"], cwd=tmp_path)  # in the training process: it never changes the store key
-    assert second.returncode == 0, second.stderr[-3000:]
+    second = run_cli([*(o for o in job if not o.startswith("tracking.uri=")), f"output_dir={tmp_path / 'job2'}",
+                      "variant=igrpo", "eval.process=same", f"tracking.uri=sqlite:///{tmp_path / 'igrpo.db'}"],
+                     cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]  # in the training process: it never changes the store key
     lines = [line for line in second.stdout.splitlines() if line.startswith("eval job:")]
     assert " 0 generated" in lines[0] and "(reused), 0 generated" in lines[0]
     assert " 0 generated" not in lines[1]
+    # iGRPO's draft-conditioned diagnostic runs beside the job at step 0 and at the end, as in eval.mode=inline
+    refine = _history(MlflowClient(f"sqlite:///{tmp_path / 'igrpo.db'}"), _only_run(tmp_path / "igrpo.db"))
+    assert set(refine["eval/mean/refine_avg_at_k"]) == steps, refine.get("eval/mean/refine_avg_at_k")
 
 
 @pytest.mark.parametrize("entry", ["run", "eval"])

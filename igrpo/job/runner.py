@@ -286,6 +286,8 @@ def _train_and_evaluate(cfg, task, policy_path, build_info, mlrun: RunLog, outpu
             model = None
             release_training_memory(trainer)
         final_metrics, samples = evaluate_saved_model(cfg, final_dir, task, mlrun)
+        if model is not None:  # the draft-conditioned diagnostic (variant=igrpo) needs the model in this process
+            final_metrics = {**final_metrics, **refine_metrics(cfg, model, tokenizer, task, judge)}
     else:
         final_metrics, samples = evaluate_suites(model, tokenizer, task, cfg.eval, seed=cfg.seed)
         final_metrics = {**final_metrics, **refine_metrics(cfg, model, tokenizer, task, judge)}
