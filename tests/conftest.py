@@ -26,7 +26,8 @@ def pytest_configure(config):
 # Test files whose runs take the longest (the suite's slowest tests live in them), handed to the xdist workers
 # first: with a file per worker, a long file started last would leave the other worker idle at the end. Only the
 # order changes; a file missing from the list runs after these, as collected.
-LONG_FILES_FIRST = ("test_real_model_runs.py", "test_experiments.py", "test_optuna_sweeper.py", "test_cli.py",
+LONG_FILES_FIRST = ("test_real_model_runs.py", "test_real_model_vllm.py", "test_vllm_training.py", "test_vllm_cpu.py",
+                    "test_experiments.py", "test_optuna_sweeper.py", "test_cli.py",
                     "test_judge_score.py", "test_analysis.py", "test_judge_runs.py", "test_eval_job.py", "test_launchers.py",
                     "test_config_schemas.py", "test_variants_runs.py", "test_resume.py", "test_multiprocess.py",
                     "test_report_browser.py", "test_smollm2.py")
