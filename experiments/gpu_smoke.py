@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import pathlib
 import subprocess
 import sys
@@ -169,8 +168,7 @@ def run_end_to_end(model_dir, out, device, dtype) -> None:
             "variant.max_draft_tokens=128", f"tracking.uri=sqlite:///{store / 'mlflow.db'}", "quiet=true",
             f"hydra.run.dir={store / 'hydra'}", f"train.checkpoint_root={store / 'checkpoints'}"]
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "run.py", *args], capture_output=True, text=True, timeout=420,
-                          env={**os.environ, "IGRPO_MEMORY_PLAN": os.environ.get("IGRPO_MEMORY_PLAN", "on")})
+    done = subprocess.run([sys.executable, "run.py", *args], capture_output=True, text=True, timeout=420)
     jobs = [line for line in done.stdout.splitlines() if line.startswith("eval job:")]
     detail = f"{time.perf_counter() - t0:.0f} s; " + ("; ".join(jobs) if done.returncode == 0
                                                        else done.stderr.strip().splitlines()[-1:])
@@ -194,7 +192,7 @@ def plan_against_peak(out, device, layers: int) -> None:
     corpus = write_data(out)
     # a CPU plans from config.json alone: 1.6B parameters in fp32 are no rehearsal
     save_r1_like(wide, corpus, num_layers=layers, max_positions=4096, weights=device == "cuda", **QWEN7_WIDTH)
-    prompt_cap = 64  # the longest chat prompt of the train file is under it; the plan sizes sequences by the caps
+    prompt_cap = 32  # the longest chat prompt of the train file is 30 tokens; the plan sizes sequences by the caps
     cfg = compose_paper(wide, out, device, "bfloat16" if device == "cuda" else "float32", "grpo",
                         extra=["train.steps=1", f"train.max_prompt_tokens={prompt_cap}",
                                "generation.max_completion_length=256"])
